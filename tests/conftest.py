@@ -1,0 +1,58 @@
+"""Shared fixtures: compose the real configs, shrink them, point outputs at tmp_path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from tonetune.config import CONFIG_DIR, REPO_ROOT
+
+SHARED_DIR = Path(os.environ.get("TONETUNE_SHARED", REPO_ROOT.parent / "shared"))
+ELON_GPT4 = SHARED_DIR / "data" / "elon_musk_gpt4.jsonl"
+EXAMPLE_DATA = REPO_ROOT / "tonetune" / "resources" / "examples" / "elon_musk_tweets.jsonl"
+
+# Small, fast settings for the tiny model: no W&B, CPU, one short epoch.
+FAST_TRAIN = [
+    "base_model=tiny",
+    "data=example",
+    "logger=none",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "~callbacks.progress_bar",
+    "~callbacks.model_summary",
+]
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` as the CLI would, with Hydra's runtime config set."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def make_train_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose a fast train config whose run folder is under tmp_path."""
+
+    def make(*overrides: str, run_name: str = "run") -> DictConfig:
+        return compose_config("train", [*FAST_TRAIN, f"paths.output_dir={tmp_path / run_name}", *overrides])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def smollm_tokenizer():
+    """The embedded SmolLM2-135M-Instruct tokenizer (converts the GGUF once per cache)."""
+    from tonetune.models import load_tokenizer
+
+    cfg = compose_config("train", ["base_model=smollm2_135m", "paths.output_dir=/tmp/unused"])
+    return load_tokenizer(cfg.base_model)

@@ -1,0 +1,108 @@
+"""Training on the tiny model: each adapter kind trains, counts its parameters right, and saves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from tonetune.generation import Sampling, generate_chat
+from tonetune.runs import load_trained
+from tonetune.training.train import train
+
+ADAPTERS = ["lora", "qlora", "dora", "freeze", "full"]
+
+
+def tiny_blocks_params(module) -> dict[str, int]:
+    causal_lm = module.model.get_base_model() if hasattr(module.model, "get_base_model") else module.model
+    decoder = causal_lm.get_decoder()
+    return {
+        "block": sum(p.numel() for p in decoder.layers[-1].parameters()),
+        "norm": sum(p.numel() for p in decoder.norm.parameters()),
+        "head": causal_lm.get_output_embeddings().weight.numel(),
+    }
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_fast_dev_run_for_every_adapter(adapter: str, make_train_cfg) -> None:
+    cfg = make_train_cfg(f"adapter={adapter}", "debug=fdr", "logger=none")
+    metrics, objects = train(cfg)
+    module, run_dir = objects["module"], Path(objects["run_dir"])
+    trainable, total = metrics["params/trainable"], metrics["params/total"]
+    assert 0 < trainable <= total
+    assert torch.isfinite(torch.tensor(metrics["val/loss"]))
+    model_dir = run_dir / "model"
+    if adapter in {"lora", "qlora", "dora"}:
+        assert (model_dir / "adapter_model.safetensors").is_file()
+        assert not (model_dir / "model.safetensors").exists()
+        # r=16 on q,k,v,o,gate,up,down of 2 blocks (hidden 64, 2 kv heads of 16, mlp 128)
+        lora = 2 * 16 * ((64 + 64) + (64 + 32) + (64 + 32) + (64 + 64) + 2 * (64 + 128) + (128 + 64))
+        if adapter == "dora":
+            lora += 2 * (64 + 32 + 32 + 64 + 128 + 128 + 64)  # one magnitude per output feature
+        assert trainable == lora
+    else:
+        assert (model_dir / "model.safetensors").is_file()
+        sizes = tiny_blocks_params(module)
+        expected = total if adapter == "full" else 2 * sizes["block"] + sizes["norm"] + sizes["head"]
+        assert trainable == expected
+    if adapter == "qlora":
+        assert any("Linear4bit" in type(m).__name__ for m in module.model.modules())
+    assert (run_dir / "config.yaml").is_file()
+    saved_metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert saved_metrics["params/trainable"] == trainable
+    assert (model_dir / "tokenizer.json").is_file()
+
+
+def test_saved_adapter_reloads_with_the_trained_weights(make_train_cfg) -> None:
+    cfg = make_train_cfg("adapter=lora", "trainer.max_epochs=1", "optimizer.lr=0.01")
+    _, objects = train(cfg)
+    run_dir = Path(objects["run_dir"])
+    model, tokenizer, run_cfg = load_trained(run_dir)
+    assert run_cfg.adapter.name == "lora"
+    trained = dict(objects["module"].model.named_parameters())
+    with safe_open(run_dir / "model" / "adapter_model.safetensors", "pt") as saved:
+        names = list(saved.keys())
+        assert names and all("lora_" in n for n in names)
+        name = next(n for n in names if "lora_B" in n)
+        assert saved.get_tensor(name).abs().sum() > 0  # lora_B starts at zero: it trained
+    reloaded = dict(model.named_parameters())
+    key = next(k for k in reloaded if "lora_B" in k)
+    assert torch.equal(reloaded[key], trained[key].detach())
+    answers = generate_chat(
+        model, tokenizer, [[{"role": "user", "content": "Hi?"}]], Sampling(max_new_tokens=5), progress=False
+    )
+    assert answers[0].completion_tokens > 0
+
+
+def test_checkpoints_hold_only_trainable_weights(make_train_cfg) -> None:
+    cfg = make_train_cfg("adapter=lora", "trainer.max_epochs=1")
+    _, objects = train(cfg)
+    checkpoint = torch.load(Path(objects["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["state_dict"]
+    assert all("lora_" in name for name in checkpoint["state_dict"])
+    assert checkpoint["tokens_trained"] == objects["module"].tokens_trained > 0
+
+
+def test_overfitting_a_batch_drives_the_loss_down(make_train_cfg) -> None:
+    cfg = make_train_cfg(
+        "adapter=full",
+        "debug=overfit",
+        "trainer.max_epochs=30",
+        "optimizer.lr=0.01",
+        "scheduler=constant",
+        "callbacks.model_checkpoint.monitor=null",
+    )
+    metrics, _ = train(cfg)
+    assert metrics["train/loss"] < 3.0  # starts near ln(49152) = 10.8
+
+
+def test_system_prompt_is_trained_with_when_asked(make_train_cfg) -> None:
+    cfg = make_train_cfg("prepend_system_prompt=true", "debug=fdr")
+    _, objects = train(cfg)
+    data = objects["datamodule"]
+    tokenizer = data.tokenizer
+    first = tokenizer.decode(data.splits["train"][0]["input_ids"])
+    assert "You are Elon Musk answering questions on Twitter" in first

@@ -1,0 +1,35 @@
+"""Fine-tune a small model in a persona's tone.
+
+Run as:
+    tonetune-train                                   # defaults: elon_musk, smollm2_135m, lora
+    tonetune-train adapter=qlora persona=pirate_captain data=example
+    tonetune-train -m adapter.r=8,16 optimizer.lr=1e-4,3e-4
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from tonetune.cli.errors import exit_on_user_error, run_app
+from tonetune.config import CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@exit_on_user_error("tonetune-train")
+def _main(cfg: DictConfig) -> float | None:
+    from tonetune.training.train import train
+
+    metrics, objects = train(cfg)
+    print(f"Run folder: {objects['run_dir']}")
+    metric = cfg.get("optimized_metric")
+    return metrics.get(metric) if metric else None
+
+
+def main() -> None:
+    """Console entrypoint ``tonetune-train``."""
+    run_app(_main, "tonetune-train")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Glue between Hydra configs and the objects they describe: task wrapper, instantiation, saving."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def task_wrapper(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Run a task and always close its W&B run, so multirun jobs never merge into one run."""
+
+    @functools.wraps(task)
+    def wrapped(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        finally:
+            _finish_wandb()
+
+    return wrapped
+
+
+def _finish_wandb() -> None:
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+
+
+def instantiate_named(group: DictConfig | None) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a name -> config mapping (callbacks, loggers)."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(node) for node in group.values() if node and "_target_" in node]
+
+
+def resolved_job_config(cfg: DictConfig) -> dict[str, Any]:
+    """The job's config as plain, resolved containers (without Hydra's own node, when present)."""
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    return OmegaConf.to_container(job, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+def save_resolved_config(cfg: DictConfig, path: Path) -> None:
+    """Write ``cfg`` fully resolved, so the run folder explains itself without Hydra."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(resolved_job_config(cfg)))
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    """Write ``data`` as indented JSON (numbers made plain floats)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=float) + "\n")
