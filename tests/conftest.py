@@ -25,7 +25,6 @@ FAST_TRAIN = [
     "logger=none",
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",
-    "~callbacks.progress_bar",
     "~callbacks.model_summary",
 ]
 

@@ -70,7 +70,9 @@ def test_celebrity_question_set_is_the_original_four_prompts(tmp_path: Path) -> 
     qs = cfg.question_set
     assert qs.questions_per_prompt == 50
     assert [p.category for p in qs.prompts] == ["controversial", "tech_entrepreneur", "funny", "hilarious"]
-    assert qs.prompts[0].prompt == "make list of 50 controversial questions to ask to a celebrity"
+    assert (
+        qs.prompts[0].prompt.format(n=50) == "make list of 50 controversial questions to ask to a celebrity"
+    )
 
 
 @pytest.mark.parametrize("option", options("base_model"))

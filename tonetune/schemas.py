@@ -56,6 +56,7 @@ class QuestionPrompt:
 
     category: str = MISSING
     prompt: str = MISSING
+    """The request; ``{n}`` stands for the number of questions wanted."""
 
 
 @dataclass

@@ -42,7 +42,7 @@ def fail(name: str, err: BaseException) -> NoReturn:
 
 
 def exit_on_user_error(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Wrap a Hydra task so our own errors (bad data, missing run folder) end it in one line.
+    """Wrap a Hydra task so user errors (bad data, a wrong ``_target_`` argument) end it in one line.
 
     ``SystemExit`` passes through Hydra's job runner, so Hydra adds no report of its own.
     """
@@ -54,7 +54,7 @@ def exit_on_user_error(name: str) -> Callable[[Callable[..., Any]], Callable[...
                 return task(*args, **kwargs)
             try:
                 return task(*args, **kwargs)
-            except ToneTuneError as err:
+            except (ToneTuneError, *CONFIG_ERRORS) as err:
                 fail(name, err)
 
         return wrapped

@@ -9,7 +9,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig
 
 from tonetune.models import load_tokenizer
@@ -38,22 +38,33 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         **cfg.module,
     )
     loggers = instantiate_named(cfg.get("logger"))
-    callbacks = instantiate_named(cfg.get("callbacks"))
-    if not loggers:  # Lightning refuses a learning-rate monitor with nowhere to log
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    callbacks = _compatible(instantiate_named(cfg.get("callbacks")), loggers, cfg.trainer)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved_job_config(cfg))
 
+    baseline = {}
+    if cfg.get("validate_before_training"):
+        scores = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+        baseline = {f"{name}_before": value for name, value in scores.items()}
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     seconds = time.perf_counter() - started
 
-    metrics = _final_metrics(trainer, module, seconds)
+    metrics = {**baseline, **_final_metrics(trainer, module, seconds)}
     if trainer.is_global_zero:
         model_dir = save_run(run_dir, module.model, tokenizer, cfg, metrics)
         log.info("Model saved to %s; metrics in %s", model_dir, run_dir / "metrics.json")
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}
+
+
+def _compatible(callbacks: list[Any], loggers: list[Any], trainer_cfg: DictConfig) -> list[Any]:
+    """Drop callbacks that Lightning refuses with these trainer settings, instead of failing."""
+    if not loggers:  # a learning-rate monitor needs somewhere to log
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if not trainer_cfg.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    return callbacks
 
 
 def _final_metrics(trainer: L.Trainer, module: ToneTuneModule, seconds: float) -> dict[str, Any]:

