@@ -90,7 +90,8 @@ def test_question_lists_parse_from_json_numbered_and_run_on_text() -> None:
         "Is AI safe for everyone?",
     ]
     assert parse_question_list('```json\n["What is love today?"]\n```') == ["What is love today?"]
-    text = "Sure! Here they are:\n1. What drives you every day? 2) Who inspires you most?\n- Question: Q: Why rockets?"
+    text = "Sure! Here they are:\n1. What drives you every day? 2) Who inspires you most?\n"
+    text += "- Question: Q: Why rockets?"
     assert parse_question_list(text) == ["What drives you every day?", "Who inspires you most?"]
     assert parse_question_list("I cannot help with that.") == []
 
