@@ -13,6 +13,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,8 +127,11 @@ def reply_for(body: dict[str, Any]) -> str:
     return persona_answer(messages[-1]["content"], body.get("seed", 0))
 
 
-def completion(body: dict[str, Any]) -> dict[str, Any]:
-    text = reply_for(body)
+def completion(
+    body: dict[str, Any], script: Callable[[dict[str, Any]], str | None] | None = None
+) -> dict[str, Any]:
+    scripted = script(body) if script else None
+    text = scripted if scripted is not None else reply_for(body)
     prompt_tokens = len(json.dumps(body["messages"])) // 4
     return {
         "id": f"chatcmpl-{digest(body)[:12]}",
@@ -157,6 +161,8 @@ class StubOpenAI:
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     seen_authorization: set[str] = field(default_factory=set)
+    script: Callable[[dict[str, Any]], str | None] | None = None
+    """Tests' own replies: return a string to answer a request, None to fall back to the defaults."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -197,7 +203,7 @@ class StubOpenAI:
             if outcome == "stalled":
                 await asyncio.sleep(self.stall_seconds)
             await asyncio.sleep(self.latency)
-            return completion(body)
+            return completion(body, self.script)
 
         @app.post("/v1/files")
         async def upload(file: UploadFile, purpose: str = "batch") -> Any:

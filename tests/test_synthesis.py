@@ -45,7 +45,7 @@ def synth_overrides(base_url: str, root: Path, *extra: str) -> list[str]:
         "answers.per_question=2",
         "logger=none",
         f"data_dir={root / 'data' / 'elon_musk'}",
-        f"cache_path={root / 'cache' / 'responses.sqlite'}",
+        f"paths.response_cache={root / 'cache' / 'responses.sqlite'}",
         *extra,
     ]
 
@@ -345,7 +345,7 @@ def test_local_teacher_builds_a_dataset_that_train_learns_from(tmp_path: Path, m
             "answers.max_attempts=4",
             "logger=none",
             f"data_dir={tmp_path / 'data' / 'elon_musk'}",
-            f"cache_path={tmp_path / 'cache.sqlite'}",
+            f"paths.response_cache={tmp_path / 'cache.sqlite'}",
             f"paths.output_dir={tmp_path / 'run'}",
         ],
     )

@@ -135,5 +135,7 @@ class BaseModelConfig:
     block_class: str | None = None
     """Import path of the transformer block class (FSDP wraps each block)."""
     dtype: str = "float32"
+    gguf_tokenizer_pre: str | None = None
+    """llama.cpp's pre-tokenizer name for GGUF export (e.g. smollm, qwen2, llama-bpe)."""
     revision: str | None = None
     trust_remote_code: bool = False

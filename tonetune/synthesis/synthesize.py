@@ -34,7 +34,7 @@ class SynthesisError(ToneTuneError):
 def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Questions, persona answers, filters, splits; writes the dataset to the run folder and ``data_dir``."""
     run_dir = Path(cfg.paths.output_dir)
-    cache = ResponseCache(Path(cfg.cache_path))
+    cache = ResponseCache(Path(cfg.paths.response_cache))
     teacher: Teacher = hydra.utils.instantiate(cfg.teacher, cache=cache)
     try:
         questions, question_report = collect_questions(cfg, teacher)

@@ -293,14 +293,16 @@ class LocalTeacher(Teacher):
         batch_size: int = 16,
         cache: ResponseCache | None = None,
         prices: dict[str, float] | None = None,
+        loaded: tuple[Any, Any] | None = None,
     ) -> None:
+        """``loaded``: the (model, tokenizer) of ``base_model`` when the caller already has them."""
         from tonetune.models import as_dict
 
         super().__init__(cache, prices)
         self.base_model = as_dict(base_model)
         self.model = f"local:{self.base_model['name']}"
         self.batch_size = batch_size
-        self._loaded: tuple[Any, Any] | None = None
+        self._loaded = loaded
 
     def _model(self) -> tuple[Any, Any]:
         if self._loaded is None:

@@ -55,6 +55,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if trainer.is_global_zero:
         model_dir = save_run(run_dir, module.model, tokenizer, cfg, metrics)
         log.info("Model saved to %s; metrics in %s", model_dir, run_dir / "metrics.json")
+        if cfg.get("evaluate_after_training"):
+            from tonetune.evaluation.evaluate import EVALUATION_DIR, evaluate_run
+
+            evaluation, _ = evaluate_run(
+                run_dir, cfg.evaluation, run_dir / EVALUATION_DIR, loggers, Path(cfg.paths.response_cache)
+            )
+            metrics["evaluation"] = evaluation["metrics"]
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}
 
 

@@ -1,0 +1,41 @@
+"""Export a run: merged Hugging Face folder with a model card, GGUF and an Ollama Modelfile.
+
+Run as:
+    tonetune-export run_dir=outputs/train/runs/<run>
+    tonetune-export run_dir=... gguf.dtype=f32
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from tonetune.cli.errors import exit_on_user_error, run_app
+from tonetune.config import CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+@exit_on_user_error("tonetune-export")
+def _main(cfg: DictConfig) -> None:
+    from tonetune.serving.export import export_run
+
+    result = export_run(
+        Path(cfg.run_dir), Path(cfg.out_dir), list(cfg.check_prompts), cfg.check_tokens, cfg.gguf
+    )
+    print(f"Hugging Face folder: {result['hf_dir']}")
+    if "gguf" in result:
+        print(
+            f"GGUF: {result['gguf']}\nOllama: cd {Path(result['modelfile']).parent} && "
+            "ollama create <name> -f Modelfile"
+        )
+
+
+def main() -> None:
+    """Console entrypoint ``tonetune-export``."""
+    run_app(_main, "tonetune-export")
+
+
+if __name__ == "__main__":
+    main()
