@@ -105,7 +105,8 @@ def model_card(cfg: DictConfig, run_dir: Path) -> str:
         f"- Base model: `{cfg.base_model.name}`",
         f"- Adapter: `{adapter['name']}` ({_adapter_text(adapter)}), merged into full-precision base weights",
         f"- Data: `{cfg.data.source}`",
-        f"- Training: {metrics.get('train/epochs', '?')} epochs, {metrics.get('train/global_step', '?')} steps, "
+        f"- Training: {metrics.get('train/epochs', '?')} epochs, "
+        f"{metrics.get('train/global_step', '?')} steps, "
         f"validation loss {metrics.get('val/loss_before', nan):.3f} -> {metrics.get('val/loss', nan):.3f}",
         "",
         "## Persona prompt",
