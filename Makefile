@@ -1,25 +1,30 @@
-# Common commands. Each target sets up ./.venv first (idempotent).
+# Common commands. Each target sets up ./.venv first (idempotent) and runs with it on PATH.
 .PHONY: setup quickstart test test-fast lint format bench
 
-VENV := .venv/bin
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export HF_HUB_OFFLINE := 1
 
 setup:
 	scripts/setup.sh
 
-# The main job, offline, on the embedded SmolLM2-135M.
+# The main job, offline, on the embedded SmolLM2-135M: synthesize -> train -> evaluate.
 quickstart: setup
-	HF_HUB_OFFLINE=1 $(VENV)/tonetune-train experiment=quickstart
+	scripts/pipeline.sh
 
 # Every test, slow ones (real SmolLM2-135M) included: what CI runs.
 test: setup
-	HF_HUB_OFFLINE=1 $(VENV)/pytest
+	pytest
 
 # Only the fast tests (tiny random models).
 test-fast: setup
-	HF_HUB_OFFLINE=1 $(VENV)/pytest -m "not slow"
+	pytest -m "not slow"
+
+# The benchmarks of docs/BENCHMARKS.md (each prints its ratio against a baseline of the same run).
+bench: setup
+	scripts/bench.sh
 
 lint:
-	$(VENV)/ruff check . && $(VENV)/ruff format --check .
+	ruff check . && ruff format --check .
 
 format:
-	$(VENV)/ruff format . && $(VENV)/ruff check --fix .
+	ruff format . && ruff check --fix .

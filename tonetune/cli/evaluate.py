@@ -19,12 +19,12 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 @exit_on_user_error("tonetune-evaluate")
 def _main(cfg: DictConfig) -> None:
-    from tonetune.evaluation.evaluate import evaluate
+    from tonetune.evaluation.evaluate import HEADLINE, evaluate
     from tonetune.evaluation.report import metrics_table
 
     result, objects = evaluate(cfg)
-    print(metrics_table(result["metrics"]))
-    print(f"Report: {objects['out_dir'] / 'report.md'}")
+    print(metrics_table(result["metrics"], HEADLINE))
+    print(f"Report (every metric, samples, plots): {objects['out_dir'] / 'report.md'}")
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ def _main(cfg: DictConfig) -> float | None:
     from tonetune.training.train import train
 
     metrics, objects = train(cfg)
-    print(f"Run folder: {objects['run_dir']}")
+    if objects["trainer"].is_global_zero:
+        print(f"Run folder: {objects['run_dir']} (model/, metrics.json, config.yaml)")
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric else None
 

@@ -13,10 +13,11 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
-    """Markdown table: one row per metric, one column per contestant."""
+def metrics_table(metrics: dict[str, dict[str, float]], names: list[str] | None = None) -> str:
+    """Markdown table: one row per metric (all, or ``names``), one column per contestant."""
     columns = list(metrics)
-    names = list(dict.fromkeys(name for scores in metrics.values() for name in scores))
+    found = list(dict.fromkeys(name for scores in metrics.values() for name in scores))
+    names = [n for n in names if n in found] if names else found
     lines = ["| metric | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(_cell(metrics[c].get(name)) for c in columns) + " |")

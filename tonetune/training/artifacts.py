@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from peft import PeftModel
 from transformers import PreTrainedTokenizerBase
 
-from tonetune.runtime import save_resolved_config, write_json
+from tonetune.runtime import save_resolved_config
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +19,8 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 
 
-def save_run(
-    run_dir: Path,
-    model: Any,
-    tokenizer: PreTrainedTokenizerBase,
-    cfg: DictConfig,
-    metrics: dict[str, Any],
-) -> Path:
-    """Save adapter (or full) weights as safetensors with the tokenizer, the resolved config and metrics.
+def save_run(run_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase, cfg: DictConfig) -> Path:
+    """Save adapter (or full) weights as safetensors with the tokenizer and the resolved config.
 
     LoRA/DoRA/QLoRA runs save only the adapter (``adapter_model.safetensors``); freeze and full
     runs save the whole model, since their base weights changed.
@@ -39,5 +33,4 @@ def save_run(
         model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     save_resolved_config(cfg, run_dir / CONFIG_FILE)
-    write_json(metrics, run_dir / METRICS_FILE)
     return model_dir

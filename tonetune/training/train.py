@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 
 from tonetune.models import load_tokenizer
 from tonetune.persona import persona_instructions
-from tonetune.runtime import instantiate_named, resolved_job_config, task_wrapper
-from tonetune.training.artifacts import save_run
+from tonetune.runtime import instantiate_named, resolved_job_config, task_wrapper, write_json
+from tonetune.training.artifacts import METRICS_FILE, save_run
 from tonetune.training.module import ToneTuneModule
 
 log = logging.getLogger(__name__)
@@ -53,16 +53,26 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     metrics = {**baseline, **_final_metrics(trainer, module, seconds)}
     if trainer.is_global_zero:
-        model_dir = save_run(run_dir, module.model, tokenizer, cfg, metrics)
-        log.info("Model saved to %s; metrics in %s", model_dir, run_dir / "metrics.json")
+        model_dir = save_run(run_dir, module.model, tokenizer, cfg)
         if cfg.get("evaluate_after_training"):
-            from tonetune.evaluation.evaluate import EVALUATION_DIR, evaluate_run
-
-            evaluation, _ = evaluate_run(
-                run_dir, cfg.evaluation, run_dir / EVALUATION_DIR, loggers, Path(cfg.paths.response_cache)
-            )
-            metrics["evaluation"] = evaluation["metrics"]
+            metrics.update(_evaluate(run_dir, cfg, loggers))
+        write_json(metrics, run_dir / METRICS_FILE)
+        log.info("Model saved to %s; metrics in %s", model_dir, run_dir / METRICS_FILE)
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}
+
+
+def _evaluate(run_dir: Path, cfg: DictConfig, loggers: list[Any]) -> dict[str, float]:
+    """Evaluate the saved run (report in <run>/evaluation); metrics flattened as eval/<contestant>/<metric>."""
+    from tonetune.evaluation.evaluate import EVALUATION_DIR, evaluate_run
+
+    result, _ = evaluate_run(
+        run_dir, cfg.evaluation, run_dir / EVALUATION_DIR, loggers, Path(cfg.paths.response_cache)
+    )
+    return {
+        f"eval/{name}/{metric}": value
+        for name, scores in result["metrics"].items()
+        for metric, value in scores.items()
+    }
 
 
 def _compatible(callbacks: list[Any], loggers: list[Any], trainer_cfg: DictConfig) -> list[Any]:
