@@ -1,4 +1,4 @@
-"""Summarise a multirun (grid or Optuna) folder: one row per job with its overrides and metrics, and a plot."""
+"""Summarise a multirun folder (grid or Optuna): a row per job with its overrides and metrics, a plot."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _evaluate(run_dir: Path, cfg: DictConfig, loggers: list[Any]) -> dict[str, float]:
-    """Evaluate the saved run (report in <run>/evaluation); metrics flattened as eval/<contestant>/<metric>."""
+    """Evaluate the saved run (report in <run>/evaluation); metrics as eval/<contestant>/<metric>."""
     from tonetune.evaluation.evaluate import EVALUATION_DIR, evaluate_run
 
     result, _ = evaluate_run(
