@@ -14,6 +14,8 @@ from omegaconf import DictConfig
 
 from tonetune.config import CONFIG_DIR, REPO_ROOT
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from a model hub during tests
+
 SHARED_DIR = Path(os.environ.get("TONETUNE_SHARED", REPO_ROOT.parent / "shared"))
 ELON_GPT4 = SHARED_DIR / "data" / "elon_musk_gpt4.jsonl"
 EXAMPLE_DATA = REPO_ROOT / "tonetune" / "resources" / "examples" / "elon_musk_tweets.jsonl"

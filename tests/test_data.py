@@ -95,6 +95,13 @@ def test_missing_source_names_the_option(tmp_path: Path) -> None:
         load_conversations(tmp_path / "nope.jsonl")
 
 
+def test_missing_dataset_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(
+        DataError, match=r"data.source=data/no_persona: no such file or folder here.*tonetune-synthesize"
+    ):
+        load_conversations("data/no_persona")
+
+
 def test_bad_input_leaves_the_file_untouched(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", ['{"question": "Q", "answer": "A"}', "{oops"])
     before = path.read_bytes()

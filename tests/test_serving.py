@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -43,6 +45,17 @@ def tiny_run(tmp_path_factory) -> Path:
     return root
 
 
+def stop(process: subprocess.Popen) -> None:
+    """End the server and every process it started (LitServe forks API and inference workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,12 +78,14 @@ def start_server(run_dir: Path, tmp: Path, env: dict[str, str] | None = None, *e
             stdout=sink,
             stderr=sink,
             text=True,
+            start_new_session=True,  # its own process group: stop() ends LitServe's workers too
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while True:
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.time() < deadline, f"server did not start: {log.read_text()[-3000:]}"
+        if process.poll() is not None or time.time() > deadline:
+            stop(process)
+            raise AssertionError(f"server did not start: {log.read_text()[-3000:]}")
         key = (env or {}).get("TONETUNE_SERVE_API_KEY")
         try:
             httpx.get(f"{url}/health", headers={"Authorization": f"Bearer {key}"} if key else {})
@@ -84,8 +99,7 @@ def start_server(run_dir: Path, tmp: Path, env: dict[str, str] | None = None, *e
 def server(tiny_run, tmp_path_factory):
     process, url = start_server(tiny_run, tmp_path_factory.mktemp("serve"))
     yield url
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 def client(url: str, key: str = "unused") -> openai.OpenAI:
@@ -173,8 +187,7 @@ def test_api_key_is_enforced_when_set(tiny_run, tmp_path) -> None:
         ok = client(url, "s3cret").chat.completions.create(model="m", messages=PROMPT, max_tokens=2)
         assert ok.usage.completion_tokens > 0
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
 def test_terminal_chat_keeps_the_conversation_and_resets(tiny_run, tmp_path) -> None:

@@ -19,8 +19,8 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 @exit_on_user_error("tonetune-evaluate")
 def _main(cfg: DictConfig) -> None:
-    from tonetune.evaluation.evaluate import HEADLINE, evaluate
-    from tonetune.evaluation.report import metrics_table
+    from tonetune.evaluation.evaluate import evaluate
+    from tonetune.evaluation.report import HEADLINE, metrics_table
 
     result, objects = evaluate(cfg)
     print(metrics_table(result["metrics"], HEADLINE))

@@ -35,15 +35,6 @@ from tonetune.synthesis.teachers import LocalTeacher
 log = logging.getLogger(__name__)
 
 EVALUATION_DIR = "evaluation"
-HEADLINE = [
-    "tone_classifier",
-    "marker/all",
-    "length_ratio",
-    "relevance_ratio",
-    "stopped",
-    "reference_ppl",
-    "judge/fidelity",
-]
 PLOTTED = [
     "tone_classifier",
     "marker/all",

@@ -6,6 +6,17 @@ from typing import Any
 
 from tonetune.evaluation.plots import REFERENCE
 
+# The metrics a reader looks at first (the CLI table, the model card).
+HEADLINE = [
+    "tone_classifier",
+    "marker/all",
+    "length_ratio",
+    "relevance_ratio",
+    "stopped",
+    "reference_ppl",
+    "judge/fidelity",
+]
+
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):

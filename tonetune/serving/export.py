@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from peft import PeftModel
 
 from tonetune.errors import ToneTuneError
+from tonetune.evaluation.report import HEADLINE, metrics_table
 from tonetune.generation import Sampling, generate_chat, stop_token_ids
 from tonetune.models import as_dict
 from tonetune.persona import persona_instructions
@@ -117,24 +118,7 @@ def model_card(cfg: DictConfig, run_dir: Path) -> str:
         "",
     ]
     if evaluation:
-        lines += [
-            "## Evaluation",
-            "",
-            "| metric | " + " | ".join(evaluation["metrics"]) + " |",
-            "| --- |" + " ---: |" * len(evaluation["metrics"]),
-        ]
-        names = [
-            "tone_classifier",
-            "marker/all",
-            "length_ratio",
-            "relevance_ratio",
-            "stopped",
-            "reference_ppl",
-        ]
-        for name in names:
-            cells = [evaluation["metrics"][c].get(name) for c in evaluation["metrics"]]
-            lines.append(f"| {name} | " + " | ".join("" if v is None else f"{v:.3f}" for v in cells) + " |")
-        lines.append("")
+        lines += ["## Evaluation", "", metrics_table(evaluation["metrics"], HEADLINE), ""]
     return "\n".join(lines)
 
 

@@ -1,0 +1,225 @@
+"""Training throughput and peak memory: tonetune against TRL's SFTTrainer, LoRA and QLoRA.
+
+Run as (from the repository root):
+    python -m bench.train_vs_trl [--epochs 1]
+
+Same model (embedded SmolLM2-135M), same data (the 152 train pairs of ../shared), same LoRA
+settings (r=16, alpha=32, all linear projections), batch size 8, length-grouped dynamic padding,
+assistant-only loss, fp32 on CPU. Each trainer runs in its own process so peak memory is its own.
+Also measures this machine's fp32 matmul speed, the ceiling a LoRA step (about 4 x parameters
+FLOPs per token) can reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import matmul_gflops, peak_rss_mb, shared_rows
+
+LORA = {"r": 16, "alpha": 32, "dropout": 0.05}
+BATCH, MAX_LENGTH, LR = 8, 256, 5e-4
+
+
+def write_data(folder: Path) -> Path:
+    """The train split, plus one validation row so that tonetune trains on exactly the same 152."""
+    rows = shared_rows("train")
+    path = folder / "train.jsonl"
+    extra = {**shared_rows("test")[0], "split": "validation"}
+    path.write_text("\n".join(json.dumps(r) for r in [*rows, extra]) + "\n")
+    return path
+
+
+def run_tonetune(data: Path, adapter: str, epochs: int) -> dict:
+    from tests.conftest import compose_config
+    from tonetune.training.train import train
+
+    baseline = peak_rss_mb()
+    cfg = compose_config(
+        "train",
+        [
+            "base_model=smollm2_135m",
+            f"adapter={adapter}",
+            "data=example",
+            f"data.source={data}",
+            "logger=none",
+            "callbacks=none",
+            "+trainer.enable_checkpointing=false",
+            "+trainer.limit_val_batches=0",
+            "validate_before_training=false",
+            f"trainer.max_epochs={epochs}",
+            f"data.batch_size={BATCH}",
+            f"data.max_length={MAX_LENGTH}",
+            f"optimizer.lr={LR}",
+            "trainer.enable_progress_bar=false",
+            f"paths.output_dir={tempfile.mkdtemp()}",
+        ],
+    )
+    metrics, _ = train(cfg)
+    return {
+        "tokens": metrics["train/tokens"],
+        "seconds": metrics["train/seconds"],
+        "peak_mb": peak_rss_mb(),
+        "baseline_mb": baseline,
+    }
+
+
+def run_trl(data: Path, adapter: str, epochs: int) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from tonetune.models import embedded_model_dir
+
+    baseline = peak_rss_mb()
+    path = embedded_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    quant = None
+    if adapter == "qlora":
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.float32,
+        )
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=torch.float32, quantization_config=quant, **({"device_map": {"": "cpu"}} if quant else {})
+    )
+    rows = [
+        json.loads(line) for line in data.read_text().splitlines() if json.loads(line)["split"] == "train"
+    ]
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": r["question"]}],
+                "completion": [{"role": "assistant", "content": r["answer"]}],
+            }
+            for r in rows
+        ]
+    )
+    args = SFTConfig(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=BATCH,
+        num_train_epochs=epochs,
+        learning_rate=LR,
+        max_length=MAX_LENGTH,
+        group_by_length=True,
+        gradient_checkpointing=False,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        logging_steps=1000,
+        dataloader_num_workers=0,
+        bf16=False,
+        fp16=False,
+        lr_scheduler_type="cosine",
+        warmup_ratio=0.05,
+        weight_decay=0.0,
+    )
+    peft_config = LoraConfig(
+        r=LORA["r"],
+        lora_alpha=LORA["alpha"],
+        lora_dropout=LORA["dropout"],
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    )
+    tokens = sum(len(x) for x in trainer.train_dataset["input_ids"]) * epochs
+    started = time.perf_counter()
+    trainer.train()
+    return {
+        "tokens": tokens,
+        "seconds": time.perf_counter() - started,
+        "peak_mb": peak_rss_mb(),
+        "baseline_mb": baseline,
+    }
+
+
+def worker(framework: str, adapter: str, epochs: int, data: Path) -> None:
+    result = (run_tonetune if framework == "tonetune" else run_trl)(data, adapter, epochs)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def measure(framework: str, adapter: str, epochs: int, data: Path) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.train_vs_trl",
+            "--worker",
+            framework,
+            "--adapter",
+            adapter,
+            "--epochs",
+            str(epochs),
+            "--data",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError(f"{framework} {adapter} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--worker", choices=["tonetune", "trl"])
+    parser.add_argument("--adapter", default="lora")
+    parser.add_argument("--data", type=Path)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.adapter, args.epochs, args.data)
+        return
+
+    data = write_data(Path(tempfile.mkdtemp()))
+    gflops = matmul_gflops()
+    params = 134_515_008  # SmolLM2-135M
+    ceiling = gflops * 1e9 / (4 * params)
+    print(
+        f"fp32 matmul: {gflops:.1f} GFLOP/s -> LoRA ceiling about {ceiling:.0f} tokens/s "
+        "(4 x params FLOPs/token)"
+    )
+    results = {}
+    for adapter in ("lora", "qlora"):
+        for framework in ("tonetune", "trl"):
+            r = measure(framework, adapter, args.epochs, data)
+            r["tokens_per_s"] = r["tokens"] / r["seconds"]
+            r["above_baseline_mb"] = r["peak_mb"] - r["baseline_mb"]
+            results[(framework, adapter)] = r
+            print(
+                f"{framework:8s} {adapter:5s}: {r['tokens']} tokens in {r['seconds']:.1f}s = "
+                f"{r['tokens_per_s']:.1f} tokens/s; peak RSS {r['peak_mb']:.0f} MB "
+                f"({r['above_baseline_mb']:.0f} MB above the process after imports)",
+                flush=True,
+            )
+    for adapter in ("lora", "qlora"):
+        ours, theirs = results[("tonetune", adapter)], results[("trl", adapter)]
+        print(
+            f"{adapter}: tokens/s tonetune/TRL = {ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x "
+            f"(goal >= 1.5x); peak memory tonetune/TRL = {ours['peak_mb'] / theirs['peak_mb']:.2f}x "
+            "(goal <= 1); "
+            f"tonetune vs ceiling = {ours['tokens_per_s'] / ceiling:.2f} (goal >= 0.75)"
+        )
+    lora, qlora = results[("tonetune", "lora")], results[("tonetune", "qlora")]
+    print(
+        f"QLoRA/LoRA peak memory (tonetune): {qlora['peak_mb'] / lora['peak_mb']:.2f}x total RSS, "
+        f"{qlora['above_baseline_mb'] / lora['above_baseline_mb']:.2f}x above the imports (goal <= 0.5)"
+    )
+
+
+if __name__ == "__main__":
+    main()
