@@ -28,12 +28,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_gflops(m: int = 512, k: int = 576, n: int = 1536, repeats: int = 200) -> float:
-    """Sustained fp32 matmul speed on shapes like a small model's projections, in GFLOP/s."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    for _ in range(10):
+# One SmolLM2-135M block's projections (q, k, v, o, gate, up, down) as (in, out) features.
+BLOCK_SHAPES = [(576, 576), (576, 192), (576, 192), (576, 576), (576, 1536), (576, 1536), (1536, 576)]
+
+
+def matmul_gflops(tokens: int = 600, repeats: int = 30) -> float:
+    """Sustained fp32 matmul speed on the model's own projection shapes, for a batch of ``tokens``.
+
+    This is the ceiling of a training step: nearly all of its FLOPs are these matmuls.
+    """
+    pairs = [(torch.randn(tokens, k), torch.randn(k, n)) for k, n in BLOCK_SHAPES]
+    flops = sum(2 * tokens * k * n for k, n in BLOCK_SHAPES)
+    for a, b in pairs * 3:
         a @ b
     started = time.perf_counter()
     for _ in range(repeats):
-        a @ b
-    return 2 * m * k * n * repeats / (time.perf_counter() - started) / 1e9
+        for a, b in pairs:
+            a @ b
+    return flops * repeats / (time.perf_counter() - started) / 1e9

@@ -18,7 +18,7 @@ STUDENT=${STUDENT:-smollm2_135m}     # conf/base_model/
 QUESTIONS=${QUESTIONS:-16}           # questions per prompt of the question set (the original project: 50)
 EPOCHS=${EPOCHS:-5}
 RUN=${RUN:-outputs/pipeline/$(date +%Y-%m-%d_%H-%M-%S)}
-DATA=$RUN/data                       # this pipeline's own dataset (tonetune-synthesize alone writes data/)
+DATA=${DATA:-data}                   # the dataset lands in $DATA/$PERSONA, where tonetune-train looks
 
 stage() { printf '\n== %s ==\n' "$1"; STAGE_START=$SECONDS; }
 took() { printf '%s: %ds\n' "$1" $((SECONDS - STAGE_START)) | tee -a "$RUN/timings.txt"; }

@@ -128,3 +128,4 @@ def test_pipeline_script_runs_end_to_end(tmp_path: Path) -> None:
     assert report.is_file() and (tmp_path / "pipeline" / "evaluate" / "plots" / "metrics.png").is_file()
     timings = (tmp_path / "pipeline" / "timings.txt").read_text()
     assert [line.split(":")[0] for line in timings.splitlines()] == ["synthesize", "train", "evaluate"]
+    assert (tmp_path / "data" / "elon_musk" / "dataset_dict.json").is_file()

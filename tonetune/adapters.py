@@ -16,9 +16,10 @@ from tonetune.models import as_dict, load_causal_lm, quantization_config, torch_
 log = logging.getLogger(__name__)
 
 
-def build_trainable_model(base_model: Any, adapter: Any, gradient_checkpointing: bool = False) -> nn.Module:
+def build_trainable_model(base_model: Any, adapter: Any) -> nn.Module:
     """Load the base model and make the parts that ``adapter`` names trainable."""
     base_model, adapter = as_dict(base_model), as_dict(adapter)
+    gradient_checkpointing = adapter.get("gradient_checkpointing", False)
     quant = quantization_config(adapter, torch_dtype(base_model))
     model = load_causal_lm(base_model, quantization=quant)
     model.config.use_cache = False

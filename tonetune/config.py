@@ -50,6 +50,8 @@ def _register() -> None:
         "tonetune.repo_root": lambda: str(REPO_ROOT),
         "tonetune.resources": lambda: str(RESOURCES_DIR),
         "tonetune.cache_dir": lambda: str(default_cache_dir()),
+        # Run folders record absolute paths, so a run can be evaluated or served from anywhere.
+        "tonetune.abspath": lambda path: str(Path(path).expanduser().resolve()),
     }
     for name, fn in resolvers.items():
         OmegaConf.register_new_resolver(name, fn, replace=True)

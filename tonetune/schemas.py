@@ -94,7 +94,7 @@ class AdapterConfig:
     """Learning rate that suits this adapter; ``optimizer.lr`` defaults to it."""
     r: int = 16
     alpha: int = 32
-    dropout: float = 0.05
+    dropout: float = 0.0
     target_modules: list[str] | None = None
     """LoRA targets; null takes the base model's ``target_modules``."""
     use_dora: bool = False
@@ -102,6 +102,8 @@ class AdapterConfig:
     quantization: Quantization | None = None
     """4-bit base weights (QLoRA); only with ``kind: lora``."""
     double_quant: bool = True
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: much less memory, about a third more time."""
     trainable_blocks: int = 2
     """``kind: freeze``: how many of the last transformer blocks train."""
     train_lm_head: bool = True

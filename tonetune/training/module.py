@@ -50,7 +50,6 @@ class ToneTuneModule(L.LightningModule):
         optimizer: Partial optimizer (``_partial_: true``); receives the trainable parameters.
         scheduler: Partial LR scheduler taking ``num_warmup_steps`` and ``num_training_steps``, or None.
         warmup_ratio: Share of the optimizer steps spent warming up.
-        gradient_checkpointing: Recompute activations in the backward pass to save memory.
         compile: ``torch.compile`` the model's forward.
     """
 
@@ -61,14 +60,13 @@ class ToneTuneModule(L.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         warmup_ratio: float = 0.0,
-        gradient_checkpointing: bool = False,
         compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
             {"base_model": as_dict(base_model), "adapter": as_dict(adapter), "warmup_ratio": warmup_ratio}
         )
-        self.model = build_trainable_model(base_model, adapter, gradient_checkpointing)
+        self.model = build_trainable_model(base_model, adapter)
         # from_pretrained returns a model in eval mode, and Lightning keeps submodule modes as found.
         self.model.train()
         if compile:
