@@ -117,11 +117,8 @@ def test_two_process_ddp_on_cpu_splits_the_data(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_pipeline_script_runs_end_to_end(tmp_path: Path) -> None:
-    result = run(
-        "scripts/pipeline.sh",
-        env={"RUN": str(tmp_path / "pipeline"), "QUESTIONS": "4", "EPOCHS": "2"},
-        timeout=1800,
-    )
+    env = {"RUN": str(tmp_path / "pipeline"), "DATA": str(tmp_path / "data"), "QUESTIONS": "4", "EPOCHS": "2"}
+    result = run("scripts/pipeline.sh", env=env, timeout=1800)
     assert "Pipeline finished" in result.stdout
     assert "| tone_classifier |" in result.stdout
     report = tmp_path / "pipeline" / "evaluate" / "report.md"
