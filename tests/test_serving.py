@@ -16,12 +16,15 @@ import httpx
 import openai
 import pytest
 import torch
+from datasets import load_from_disk
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.conftest import compose_config
+from tonetune.evaluation.evaluate import evaluate
 from tonetune.generation import Sampling, generate_chat
 from tonetune.runs import load_trained
 from tonetune.serving.export import export_run
+from tonetune.synthesis.synthesize import synthesize
 from tonetune.training.train import train
 
 PROMPT = [{"role": "user", "content": "Tell me about rockets."}]
@@ -177,6 +180,74 @@ def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(server, body,
     assert message in response.text
     ok = client(server).chat.completions.create(model="m", messages=PROMPT, max_tokens=2)
     assert ok.usage.completion_tokens > 0
+
+
+DISTINCT_QUESTIONS = [
+    "What is your favourite rocket?",
+    "How do you handle criticism online?",
+    "Which book changed your life?",
+    "Would you ever run for office?",
+    "What do you eat for breakfast?",
+    "How should cities fix traffic jams?",
+    "Do you believe in aliens?",
+    "What advice would you give a new founder?",
+    "Which video game do you play most?",
+    "How many hours do you sleep?",
+]
+
+
+def test_server_is_a_teacher_and_a_reference_contestant(server, tiny_run, tmp_path) -> None:
+    """The synthesis teacher and the evaluation's large prompted model, both pointed at tonetune-serve."""
+    questions = tmp_path / "questions.txt"
+    questions.write_text("\n".join(DISTINCT_QUESTIONS))
+    cache = f"paths.response_cache={tmp_path / 'responses.sqlite'}"
+    filters_off = [
+        f"filters.{name}=false" for name in ("truncated", "length", "markers", "refusal", "unparseable")
+    ]
+    synth_cfg = compose_config(
+        "synthesize",
+        [
+            "teacher=openai_compatible",
+            f"teacher.base_url={server}/v1",
+            "questions.generate=false",
+            f"questions.files=[{questions}]",
+            "answers.max_tokens=6",
+            *filters_off,
+            "logger=none",
+            f"data_dir={tmp_path / 'data'}",
+            f"paths.output_dir={tmp_path / 'synth'}",
+            cache,
+        ],
+    )
+    report, _ = synthesize(synth_cfg)
+    assert report["usage"]["requests_sent"] == len(DISTINCT_QUESTIONS)
+    assert 0 < report["usage"]["completion_tokens"] <= 6 * len(DISTINCT_QUESTIONS)
+    data = load_from_disk(str(tmp_path / "data"))
+    assert sorted(q for split in data.values() for q in split["question"]) == sorted(DISTINCT_QUESTIONS)
+
+    eval_cfg = compose_config(
+        "evaluate",
+        [
+            f"run_dir={tiny_run}",
+            "+reference=openai_compatible",
+            f"evaluation.contestants.large_prompted.endpoint.base_url={server}/v1",
+            "evaluation.contestants.base_prompted=null",
+            "evaluation.questions.limit=4",
+            "evaluation.sampling.max_new_tokens=6",
+            "evaluation.classifier.max_examples=10",
+            "evaluation.classifier.folds=2",
+            "logger=none",
+            f"paths.output_dir={tmp_path / 'eval'}",
+            cache,
+        ],
+    )
+    result, objects = evaluate(eval_cfg)
+    served = objects["answers"]["large_prompted"]
+    assert len(served.texts) == 4 and set(served.finish_reasons) <= {"stop", "length"}
+    metrics = result["metrics"]
+    assert set(metrics) == {"base", "finetuned", "large_prompted", "reference"}
+    assert "stopped" in metrics["large_prompted"] and "stopped" not in metrics["reference"]
+    assert "large_prompted" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_api_key_is_enforced_when_set(tiny_run, tmp_path) -> None:

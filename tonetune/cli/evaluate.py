@@ -3,7 +3,7 @@
 Run as:
     tonetune-evaluate run_dir=outputs/train/runs/<run>
     tonetune-evaluate run_dir=... +reference=openai_compatible \
-        evaluation.contestants.reference.endpoint.base_url=http://127.0.0.1:8000/v1
+        evaluation.contestants.large_prompted.endpoint.base_url=http://127.0.0.1:8000/v1
     tonetune-evaluate run_dir=... +judge=openai evaluation.judge.model=gpt-4o
 """
 

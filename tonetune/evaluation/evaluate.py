@@ -217,6 +217,10 @@ def _contestants(
     for name, spec in settings.contestants.items():
         if not spec:
             continue
+        if name == REFERENCE:
+            raise DataError(
+                f"evaluation.contestants.{REFERENCE}: the name is taken by the dataset's reference answers"
+            )
         with_prompt = spec.system_prompt if spec.system_prompt is not None else run_cfg.prepend_system_prompt
         system = prompt if with_prompt else None
         if spec.source == "base":
