@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +19,7 @@ from tests.conftest import compose_config
 from tests.openai_stub import NEAR_DUPLICATES, REFUSAL, StubOpenAI, digest
 from tonetune.synthesis.dedup import DedupReport, deduplicate, normalise
 from tonetune.synthesis.filters import AnswerFilter
-from tonetune.synthesis.questions import Question, parse_question_list, read_question_file
+from tonetune.synthesis.questions import LIST_INSTRUCTIONS, Question, parse_question_list, read_question_file
 from tonetune.synthesis.synthesize import synthesize
 from tonetune.training.train import train
 
@@ -152,6 +153,34 @@ def test_end_to_end_dataset_that_train_consumes(stub, tmp_path: Path, make_train
         make_train_cfg("data=synthesized", f"paths.data_root={tmp_path / 'data'}", "debug=fdr")
     )
     assert metrics["params/trainable"] > 0
+
+
+def test_question_shares_are_asked_for_in_short_lists(tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def numbered_questions(body: dict) -> str | None:
+        if body["messages"][0]["content"] != LIST_INSTRUCTIONS:
+            return None  # answers: the stub's defaults
+        asked.append(int(re.search(r"\b(\d+)\b", body["messages"][1]["content"]).group(1)))
+        first = 100 * len(asked)
+        return "\n".join(f"{i + 1}. Is this question number {first + i}?" for i in range(asked[-1]))
+
+    server = StubOpenAI(script=numbered_questions)
+    try:
+        report, _ = run_synthesize(
+            server.start(),
+            tmp_path,
+            "question_set.questions_per_prompt=10",
+            "questions.per_request=4",
+            "questions.near_duplicate_threshold=1.01",
+            "answers.per_question=1",
+        )
+    finally:
+        server.stop()
+    assert asked == [4] * 12  # ceil(10 / 4) requests for each of the 4 prompts, in one round
+    assert report["questions"]["by_category"] == {
+        c: 10 for c in ["controversial", "tech_entrepreneur", "funny", "hilarious"]
+    }
 
 
 def test_user_questions_and_filters_are_counted(stub, tmp_path: Path) -> None:

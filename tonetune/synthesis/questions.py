@@ -33,12 +33,13 @@ def question_request(
     prompt: str,
     count: int,
     known: list[str],
-    round_index: int,
+    *,
+    seed: int,
     json_mode: bool,
     temperature: float,
     tokens_per_question: int,
 ) -> ChatRequest:
-    """Ask for ``count`` questions; later rounds ask for ones unlike those already kept."""
+    """Ask for ``count`` questions unlike the ``known`` ones; ``seed`` tells repeated requests apart."""
     text = prompt.format(n=count)
     if known:
         listed = "\n".join(f"- {q}" for q in known[-40:])
@@ -48,7 +49,7 @@ def question_request(
         [{"role": "system", "content": system}, {"role": "user", "content": text}],
         temperature=temperature,
         max_tokens=64 + tokens_per_question * count,
-        seed=round_index,
+        seed=seed,
         json_mode=json_mode,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from tonetune.errors import ToneTuneError
+from tonetune.errors import ConfigError, ToneTuneError
 from tonetune.models import as_dict
 from tonetune.runtime import instantiate_named, task_wrapper, write_json
 from tonetune.synthesis.answers import answer_request
@@ -82,25 +83,28 @@ def collect_questions(cfg: DictConfig, teacher: Teacher) -> tuple[list[Question]
     kept = deduplicate(from_files, [], settings.near_duplicate_threshold, dedup)
     generated = unparseable = 0
     wanted = cfg.question_set.questions_per_prompt if settings.generate else 0
+    if settings.per_request is not None and settings.per_request < 1:
+        raise ConfigError(f"questions.per_request={settings.per_request}: must be at least 1 (or null)")
     prompts = [p for p in as_dict(cfg.question_set)["prompts"]]
     for round_index in range(settings.max_rounds):
         short = [p for p in prompts if _count(kept, p["category"]) < wanted]
         if not short:
             break
+        asked = [(p, index) for p in short for index in range(_requests_needed(kept, p, wanted, settings))]
         requests = [
             question_request(
                 p["prompt"],
-                wanted,
+                min(wanted, settings.per_request or wanted),
                 [q.text for q in kept if q.category == p["category"]],
-                round_index,
-                teacher.supports_json,
-                settings.temperature,
-                settings.tokens_per_question,
+                seed=round_index * 1000 + index,
+                json_mode=teacher.supports_json,
+                temperature=settings.temperature,
+                tokens_per_question=settings.tokens_per_question,
             )
-            for p in short
+            for p, index in asked
         ]
         replies = teacher.complete(requests, desc=f"Questions (round {round_index + 1})")
-        for prompt, reply in zip(short, replies, strict=True):
+        for (prompt, _), reply in zip(asked, replies, strict=True):
             parsed = parse_question_list(reply.text)
             unparseable += not parsed
             generated += len(parsed)
@@ -127,6 +131,12 @@ def collect_questions(cfg: DictConfig, teacher: Teacher) -> tuple[list[Question]
                 settings.max_rounds,
             )
     return kept, report
+
+
+def _requests_needed(kept: list[Question], prompt: dict[str, Any], wanted: int, settings: DictConfig) -> int:
+    """Requests of ``settings.per_request`` questions that could fill the prompt's missing share."""
+    missing = wanted - _count(kept, prompt["category"])
+    return math.ceil(missing / (settings.per_request or wanted))
 
 
 def _count(questions: list[Question], category: str) -> int:
