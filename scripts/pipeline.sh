@@ -5,7 +5,7 @@
 #   3. evaluation of base, prompted base and fine-tuned model (tonetune-evaluate)
 #
 # Run as:
-#     scripts/pipeline.sh                                  # about 8 minutes on 2 CPU cores
+#     scripts/pipeline.sh                                  # about 9 minutes on 2 CPU cores
 #     PERSONA=pirate_captain scripts/pipeline.sh
 #     TEACHER=openai OPENAI_API_KEY=... STUDENT=qwen2.5_0.5b QUESTIONS=50 scripts/pipeline.sh
 #
