@@ -54,20 +54,23 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
 def swept_parameters(jobs: list[dict[str, Any]], sweep_dir: Path) -> list[str]:
     """Overrides that differ between jobs, and every parameter of an Optuna search space."""
     keys = list(dict.fromkeys(k for job in jobs for k in job["overrides"]))
-    hydra_cfg = next(sweep_dir.glob("*/.hydra/hydra.yaml"), None)
-    searched = set(OmegaConf.load(hydra_cfg).hydra.sweeper.get("params") or {}) if hydra_cfg else set()
+    sweeper = _sweeper(sweep_dir)
+    searched = set(sweeper.get("params") or {}) if sweeper is not None else set()
     return [k for k in keys if k in searched or len({job["overrides"].get(k) for job in jobs}) > 1]
 
 
 def direction(sweep_dir: Path, metric: str) -> str:
     """The Optuna study's direction when there is one, else minimise losses and maximise the rest."""
-    results = sweep_dir / "optimization_results.yaml"
-    hydra_cfg = next(sweep_dir.glob("*/.hydra/hydra.yaml"), None)
-    if results.is_file() and hydra_cfg is not None:
-        sweeper = OmegaConf.load(hydra_cfg).hydra.sweeper
-        if "direction" in sweeper:
-            return str(sweeper.direction)
+    sweeper = _sweeper(sweep_dir)
+    if (sweep_dir / "optimization_results.yaml").is_file() and sweeper is not None and "direction" in sweeper:
+        return str(sweeper.direction)
     return "minimize" if "loss" in metric or "ppl" in metric else "maximize"
+
+
+def _sweeper(sweep_dir: Path) -> Any:
+    """The sweeper settings Hydra recorded for the sweep's jobs (None when no job has them)."""
+    hydra_cfg = next(sweep_dir.glob("*/.hydra/hydra.yaml"), None)
+    return OmegaConf.load(hydra_cfg).hydra.sweeper if hydra_cfg is not None else None
 
 
 def write_report(sweep_dir: Path, metric: str | None = None) -> dict[str, Any]:

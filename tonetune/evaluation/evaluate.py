@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from tonetune.data.loading import Columns, load_conversations
 from tonetune.embeddings import embed
-from tonetune.errors import DataError
+from tonetune.errors import ConfigError, DataError
 from tonetune.evaluation import text_metrics as tm
 from tonetune.evaluation.classifier import ToneClassifier
 from tonetune.evaluation.contestants import Answers, EndpointContestant, LocalContestant
@@ -218,7 +218,7 @@ def _contestants(
         if not spec:
             continue
         if name == REFERENCE:
-            raise DataError(
+            raise ConfigError(
                 f"evaluation.contestants.{REFERENCE}: the name is taken by the dataset's reference answers"
             )
         with_prompt = spec.system_prompt if spec.system_prompt is not None else run_cfg.prepend_system_prompt

@@ -85,16 +85,17 @@ def collect_questions(cfg: DictConfig, teacher: Teacher) -> tuple[list[Question]
     wanted = cfg.question_set.questions_per_prompt if settings.generate else 0
     if settings.per_request is not None and settings.per_request < 1:
         raise ConfigError(f"questions.per_request={settings.per_request}: must be at least 1 (or null)")
+    per_request = min(wanted, settings.per_request or wanted)
     prompts = [p for p in as_dict(cfg.question_set)["prompts"]]
     for round_index in range(settings.max_rounds):
         short = [p for p in prompts if _count(kept, p["category"]) < wanted]
         if not short:
             break
-        asked = [(p, index) for p in short for index in range(_requests_needed(kept, p, wanted, settings))]
+        asked = [(p, index) for p in short for index in range(_requests_needed(kept, p, wanted, per_request))]
         requests = [
             question_request(
                 p["prompt"],
-                min(wanted, settings.per_request or wanted),
+                per_request,
                 [q.text for q in kept if q.category == p["category"]],
                 seed=round_index * 1000 + index,
                 json_mode=teacher.supports_json,
@@ -133,10 +134,9 @@ def collect_questions(cfg: DictConfig, teacher: Teacher) -> tuple[list[Question]
     return kept, report
 
 
-def _requests_needed(kept: list[Question], prompt: dict[str, Any], wanted: int, settings: DictConfig) -> int:
-    """Requests of ``settings.per_request`` questions that could fill the prompt's missing share."""
-    missing = wanted - _count(kept, prompt["category"])
-    return math.ceil(missing / (settings.per_request or wanted))
+def _requests_needed(kept: list[Question], prompt: dict[str, Any], wanted: int, per_request: int) -> int:
+    """Requests of ``per_request`` questions that could fill the prompt's missing share."""
+    return math.ceil((wanted - _count(kept, prompt["category"])) / per_request)
 
 
 def _count(questions: list[Question], category: str) -> int:
