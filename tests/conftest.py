@@ -7,12 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from tonetune.config import CONFIG_DIR, REPO_ROOT
+from tonetune.config import REPO_ROOT, compose
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from a model hub during tests
 
@@ -31,13 +28,7 @@ FAST_TRAIN = [
 ]
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` as the CLI would, with Hydra's runtime config set."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+compose_config = compose  # the composed config the CLI would build, Hydra's runtime config set
 
 
 @pytest.fixture
@@ -53,7 +44,9 @@ def make_train_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 @pytest.fixture(scope="session")
 def smollm_tokenizer():
     """The embedded SmolLM2-135M-Instruct tokenizer (converts the GGUF once per cache)."""
-    from tonetune.models import load_tokenizer
+    from tonetune.config import typed
+    from tonetune.models.loading import load_tokenizer
+    from tonetune.schemas import BaseModelConfig
 
     cfg = compose_config("train", ["base_model=smollm2_135m", "paths.output_dir=/tmp/unused"])
-    return load_tokenizer(cfg.base_model)
+    return load_tokenizer(typed(BaseModelConfig, cfg.base_model))

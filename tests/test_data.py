@@ -9,10 +9,11 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from tests.conftest import ELON_GPT4, EXAMPLE_DATA
-from tonetune.data.chat import IGNORE_INDEX, tokenize_conversation, with_system_prompt
+from tonetune.data.chat import IGNORE_INDEX, tokenize_conversation
 from tonetune.data.datamodule import ChatDataModule
 from tonetune.data.loading import Columns, load_conversations
 from tonetune.errors import DataError
+from tonetune.persona import with_system_prompt
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -96,9 +97,7 @@ def test_missing_source_names_the_option(tmp_path: Path) -> None:
 
 
 def test_missing_dataset_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(
-        DataError, match=r"data.source=data/no_persona: no such file or folder here.*tonetune-synthesize"
-    ):
+    with pytest.raises(DataError, match=r"data.source=data/no_persona: no such file or folder.*tonetune-synthesize"):
         load_conversations("data/no_persona")
 
 

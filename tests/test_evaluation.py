@@ -12,13 +12,14 @@ import pytest
 
 from tests.conftest import compose_config
 from tests.openai_stub import StubOpenAI
-from tonetune.embeddings import embed
-from tonetune.evaluation import text_metrics as tm
+from tonetune.config import typed
+from tonetune.evaluation import metrics as tm
 from tonetune.evaluation.classifier import ToneClassifier
 from tonetune.evaluation.judge import combine, judge_fidelity, judge_pairwise, parse_score, parse_verdict
 from tonetune.evaluation.plots import length_histogram, metric_bars
-from tonetune.models import as_dict
-from tonetune.synthesis.teachers import OpenAITeacher
+from tonetune.llm.openai_api import OpenAIClient
+from tonetune.models.embeddings import embed
+from tonetune.schemas import PersonaConfig
 
 TWEETS = [
     "Mars by 2030, pack snacks 🚀 #OccupyMars",
@@ -51,12 +52,9 @@ NEUTRAL = [
 
 
 @pytest.fixture
-def persona(tmp_path: Path) -> dict:
-    return as_dict(
-        compose_config(
-            "evaluate", ["run_dir=x", f"paths.output_dir={tmp_path}", "+persona=elon_musk"]
-        ).persona
-    )
+def persona(tmp_path: Path) -> PersonaConfig:
+    cfg = compose_config("evaluate", ["run_dir=x", f"paths.output_dir={tmp_path}", "+persona=elon_musk"])
+    return typed(PersonaConfig, cfg.persona)
 
 
 def test_marker_and_length_shares_on_planted_texts(persona) -> None:
@@ -65,23 +63,24 @@ def test_marker_and_length_shares_on_planted_texts(persona) -> None:
         "Going to Mars tomorrow #Mars",
         "Plain words only here today",
     ]
-    shares = tm.marker_shares(answers, persona)
-    assert shares["marker/hashtag"] == pytest.approx(2 / 3)
-    assert shares["marker/emoji"] == pytest.approx(1 / 3)
-    assert shares["marker/all"] == pytest.approx(1 / 3)
-    assert shares["length_in_range"] == pytest.approx(1.0)
-    assert tm.marker_shares(["word " * 60], persona)["length_in_range"] == 0.0
-    assert tm.mean_words(["one two", "one two three four"]) == 3.0
+    hits = tm.marker_hits(answers, persona)
+    assert hits["marker/hashtag"].tolist() == [1, 1, 0]
+    assert hits["marker/emoji"].tolist() == [1, 0, 0]
+    assert hits["marker/all"].tolist() == [1, 0, 0]
+    assert hits["length_in_range"].tolist() == [1, 1, 1]
+    assert tm.marker_hits(["word " * 60], persona)["length_in_range"].tolist() == [0]
+    assert tm.words(["one two", "one two three four"]).tolist() == [2, 4]
 
 
 def test_health_metrics_on_planted_texts() -> None:
     assert tm.distinct_n(["a b c d"], 2) == 1.0
     assert tm.distinct_n(["a b a b a b"], 2) == pytest.approx(2 / 5)
-    assert tm.repetition_share(["the cat sat on the mat", "go go go go"], 3) == 0.5
-    assert tm.stopped_share(["stop", "length", "stop", "stop"]) == 0.75
-    assert tm.empty_share(["", " ", "x"]) == pytest.approx(2 / 3)
-    assert tm.rouge_l(["rockets are cool"], ["rockets are cool"]) == pytest.approx(1.0)
-    assert tm.rouge_l(["totally unrelated"], ["rockets are cool"]) == 0.0
+    assert tm.repeats_itself(["the cat sat on the mat", "go go go go"], 3).tolist() == [0, 1]
+    assert tm.stopped(["stop", "length", "stop", "stop"]).tolist() == [1, 0, 1, 1]
+    assert tm.empty(["", " ", "x"]).tolist() == [1, 1, 0]
+    assert tm.rouge_l(["rockets are cool"], ["rockets are cool"]).tolist() == pytest.approx([1.0])
+    assert tm.rouge_l(["totally unrelated"], ["rockets are cool"]).tolist() == [0.0]
+    assert tm.same_as_previous(["Same answer!", "New one", ""], ["same  answer", "Old one", ""]).tolist() == [1, 0, 0]
 
 
 def test_relevance_punishes_tone_that_ignores_the_question() -> None:
@@ -113,8 +112,8 @@ def test_classifier_separates_persona_from_neutral_texts() -> None:
         "The museum opens at nine and closes at five on weekdays.",
         "Interest rates affect the cost of borrowing for households and firms.",
     ]
-    assert classifier.persona_share(embed(new_tweets)) == 1.0
-    assert classifier.persona_share(embed(new_neutral)) == 0.0
+    assert classifier.predict(embed(new_tweets)).tolist() == [1, 1]
+    assert classifier.predict(embed(new_neutral)).tolist() == [0, 0]
 
 
 @pytest.mark.parametrize(
@@ -167,9 +166,7 @@ def test_judge_flow_over_http_counts_wins_losses_ties_and_invalid(persona) -> No
     server = StubOpenAI(script=judge)
     base_url = server.start()
     try:
-        client = OpenAITeacher(
-            model="judge", base_url=base_url, api_key_required=False, max_tokens_param="max_tokens"
-        )
+        client = OpenAIClient(model="judge", base_url=base_url, api_key_required=False, max_tokens_param="max_tokens")
         questions = ["q1 plain?", "q2 plain?", "q3 biased?", "q4 broken?"]
         candidate = ["ROCKET yes", "meh", "ROCKET too", "ROCKET"]
         opponent = ["meh", "ROCKET no", "meh", "meh"]
@@ -177,7 +174,10 @@ def test_judge_flow_over_http_counts_wins_losses_ties_and_invalid(persona) -> No
         fidelity = judge_fidelity(client, persona, questions, candidate, desc="fidelity")
     finally:
         server.stop()
-    assert result == {"win": 1, "loss": 1, "tie": 1, "invalid": 1, "win_rate": 0.5}
+    counts = {k: result[k] for k in ("win", "loss", "tie", "invalid")}
+    assert counts == {"win": 1, "loss": 1, "tie": 1, "invalid": 1}
+    assert result["win_rate"] == 0.5  # (1 + 0.5) / 3 valid pairs
+    assert result["swap_consistency"] == pytest.approx(2 / 3)  # the 'biased' pair flipped with the order
     assert fidelity == {"fidelity": pytest.approx((9 + 2 + 9) / 3), "fidelity_invalid": 1}
     assert len(server.chat_requests()) == 2 * 4 + 4
 
@@ -209,6 +209,6 @@ def test_missing_run_folder_is_a_one_line_error(tmp_path: Path) -> None:
     ]
 
 
-def test_classifier_share_of_no_answers_is_zero() -> None:
+def test_classifier_of_no_answers_is_empty() -> None:
     classifier = ToneClassifier().fit(TWEETS, NEUTRAL)
-    assert classifier.persona_share(np.zeros((0, 384))) == 0.0
+    assert classifier.predict(np.zeros((0, 384))).shape == (0,)

@@ -1,13 +1,14 @@
-"""Serving a tiny run: the OpenAI client against tonetune-serve, the terminal chat, and exports."""
+"""Serving a tiny run: the official OpenAI client against tonetune-serve, faults and load, the chat."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import random
 import signal
-import socket
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,15 +16,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import torch
-from datasets import load_from_disk
-from transformers import AutoModelForCausalLM, AutoTokenizer
+import uvicorn
 
 from tests.conftest import compose_config
+from tests.helpers import FailingEngine, free_port
 from tonetune.evaluation.evaluate import evaluate
-from tonetune.generation import Sampling, generate_chat
-from tonetune.runs import load_trained
-from tonetune.serving.export import export_run
+from tonetune.serving.loading import load_served
+from tonetune.serving.server import ServerSettings, build_app
 from tonetune.synthesis.synthesize import synthesize
 from tonetune.training.train import train
 
@@ -41,6 +40,7 @@ def tiny_run(tmp_path_factory) -> Path:
             "logger=none",
             "trainer.max_epochs=1",
             "trainer.enable_progress_bar=false",
+            "optimizer.lr=1e-2",
             f"paths.output_dir={root}",
         ],
     )
@@ -49,39 +49,26 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """End the server and every process it started (LitServe forks API and inference workers)."""
+    """End a server that may have failed a test (its whole process group, to be safe)."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    process.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(run_dir: Path, tmp: Path, env: dict[str, str] | None = None, *extra: str):
-    port = free_port()
+def start_server(run_dir: Path | list[Path], tmp: Path, env: dict[str, str] | None = None, *extra: str,
+                 port: int | None = None):
+    port = port or free_port()
     log = tmp / f"serve-{port}.log"
+    runs = run_dir if isinstance(run_dir, list) else [run_dir]
+    run_arg = f"run_dir={runs[0]}" if len(runs) == 1 else f"run_dir=[{','.join(map(str, runs))}]"
     with log.open("w") as sink:  # a file, not a pipe: a full pipe would block the server
         process = subprocess.Popen(
-            [
-                "tonetune-serve",
-                f"run_dir={run_dir}",
-                f"port={port}",
-                f"hydra.run.dir={tmp / f'serve-{port}'}",
-                *extra,
-            ],
+            ["tonetune-serve", run_arg, f"port={port}", f"hydra.run.dir={tmp / f'serve-{port}'}", *extra],
             env={**os.environ, **(env or {})},
             stdout=sink,
             stderr=sink,
             text=True,
-            start_new_session=True,  # its own process group: stop() ends LitServe's workers too
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -89,9 +76,8 @@ def start_server(run_dir: Path, tmp: Path, env: dict[str, str] | None = None, *e
         if process.poll() is not None or time.time() > deadline:
             stop(process)
             raise AssertionError(f"server did not start: {log.read_text()[-3000:]}")
-        key = (env or {}).get("TONETUNE_SERVE_API_KEY")
         try:
-            httpx.get(f"{url}/health", headers={"Authorization": f"Bearer {key}"} if key else {})
+            httpx.get(f"{url}/health")
             break
         except httpx.ConnectError:
             time.sleep(0.3)
@@ -106,80 +92,168 @@ def server(tiny_run, tmp_path_factory):
 
 
 def client(url: str, key: str = "unused") -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
 
 
-def test_models_endpoint_lists_the_run(server, tiny_run) -> None:
+def ask(url: str, content: str, **params) -> openai.types.chat.ChatCompletion:
+    return client(url).chat.completions.create(
+        model="elon_musk", messages=[{"role": "user", "content": content}], **params
+    )
+
+
+def test_models_endpoint_lists_the_run_by_persona_and_name(server, tiny_run) -> None:
     models = client(server).models.list()
-    assert [m.id for m in models.data] == [f"tonetune-{tiny_run.name}"]
+    assert [m.id for m in models.data] == [f"elon_musk/{tiny_run.name}"]
 
 
-def test_non_streaming_answer_with_usage(server) -> None:
-    response = client(server).chat.completions.create(model="m", messages=PROMPT, max_tokens=8, temperature=0)
-    assert response.object == "chat.completion"
-    assert response.choices[0].message.role == "assistant"
-    assert isinstance(response.choices[0].message.content, str)
+def test_non_streaming_answer_with_usage_and_its_finish_reason(server, tiny_run) -> None:
+    response = client(server).chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=8)
+    choice = response.choices[0]
+    assert choice.message.role == "assistant"
+    assert response.model == f"elon_musk/{tiny_run.name}"  # the id served, not the alias asked for
     usage = response.usage
     assert usage.prompt_tokens > 10 and 0 < usage.completion_tokens <= 8
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    # an undertrained tiny model does not stop by itself within 8 tokens: the limit cut it
+    assert (choice.finish_reason == "length") == (usage.completion_tokens == 8)
+    assert choice.finish_reason in {"stop", "length"}
+
+
+def test_finish_reason_is_length_when_max_tokens_cuts_streamed_or_not(server) -> None:
+    cut = ask(server, "Tell me everything about Mars.", max_tokens=1)
+    assert cut.choices[0].finish_reason == "length" or cut.usage.completion_tokens == 1
+    chunks = list(
+        client(server).chat.completions.create(
+            model="elon_musk", messages=PROMPT, max_tokens=1, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    reasons = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    whole = ask(server, PROMPT[0]["content"], max_tokens=1)
+    assert reasons == [whole.choices[0].finish_reason]
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
 def test_streaming_matches_the_non_streaming_answer(server) -> None:
     api = client(server)
-    whole = api.chat.completions.create(model="m", messages=PROMPT, max_tokens=12, temperature=0)
+    whole = api.chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=12)
     chunks = list(
         api.chat.completions.create(
-            model="m",
-            messages=PROMPT,
-            max_tokens=12,
-            temperature=0,
-            stream=True,
-            stream_options={"include_usage": True},
+            model="elon_musk", messages=PROMPT, max_tokens=12, stream=True, stream_options={"include_usage": True}
         )
     )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert len(chunks) > 3
     assert streamed == whole.choices[0].message.content
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finals == [whole.choices[0].finish_reason]
 
 
-def test_eight_concurrent_requests(server) -> None:
-    api = client(server)
+def test_unknown_model_is_404_model_not_found(server) -> None:
+    with pytest.raises(openai.NotFoundError) as err:
+        client(server).chat.completions.create(model="gpt-4o", messages=PROMPT, max_tokens=2)
+    assert err.value.body["code"] == "model_not_found" and err.value.body["param"] == "model"
 
-    def ask(i: int) -> openai.types.chat.ChatCompletion:
-        return api.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": f"Question {i}?"}], max_tokens=6, temperature=0
-        )
+
+INVALID = [
+    ({"messages": []}, "messages"),
+    ({"messages": "hello"}, "messages"),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages"),
+    ({"messages": [{"role": "robot", "content": "hi"}]}, "messages"),
+    ({"messages": [{"role": "system", "content": "Be terse."}]}, "messages"),
+    ({"temperature": -0.5}, "temperature"),
+    ({"temperature": 1, "top_p": -1}, "top_p"),
+    ({"top_p": 1.5}, "top_p"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"max_tokens": -3}, "max_tokens"),
+    ({"n": 50}, "n"),
+    ({"repetition_penalty": 0}, "repetition_penalty"),
+    ({"messages": [{"role": "user", "content": "word " * 1500}]}, "messages"),
+]
+
+
+def invalid_body(case: dict) -> dict:
+    return {"model": "elon_musk", "messages": PROMPT, "max_tokens": 4, **case}
+
+
+@pytest.mark.parametrize(("case", "param"), INVALID, ids=[p + str(i) for i, (_, p) in enumerate(INVALID)])
+def test_invalid_requests_get_a_400_naming_the_field(server, case, param) -> None:
+    response = httpx.post(f"{server}/v1/chat/completions", json=invalid_body(case), timeout=60)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and param in error["message"]
+    assert ask(server, "Still there?", max_tokens=2).usage.completion_tokens > 0
+
+
+def test_malformed_json_is_a_400(server) -> None:
+    response = httpx.post(
+        f"{server}/v1/chat/completions", content='{"model": "m", "messages": [',
+        headers={"Content-Type": "application/json"}, timeout=60,
+    )
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]["message"]
+
+
+GREEDY_QUESTIONS = [f"Question number {i}: what do you think about {topic}?" for i, topic in
+                    enumerate(["rockets", "cats", "Mars", "tunnels", "memes", "coffee", "AI", "cars"])]
+
+
+def test_fault_and_load_every_client_as_if_alone(server) -> None:
+    """200 requests from 20 clients; a third invalid; greedy answers equal the same request alone."""
+    alone = {q: ask(server, q, max_tokens=10, temperature=0).choices[0].message.content for q in GREEDY_QUESTIONS}
+    rng = random.Random(0)
+    jobs = []
+    for i in range(200):
+        if i % 3 == 0:
+            case, param = INVALID[rng.randrange(len(INVALID))]
+            jobs.append(("invalid", invalid_body(case), param))
+        elif i % 3 == 1:
+            q = GREEDY_QUESTIONS[rng.randrange(len(GREEDY_QUESTIONS))]
+            jobs.append(("greedy", {"model": "elon_musk", "messages": [{"role": "user", "content": q}],
+                                    "max_tokens": 10, "temperature": 0}, q))
+        else:
+            body = {"model": "elon_musk", "messages": PROMPT, "max_tokens": 10, "temperature": 2.0,
+                    "top_p": 0.9, "seed": i}
+            jobs.append(("sampled", body, None))
+
+    def send(job):
+        kind, body, expected = job
+        response = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=120)
+        return kind, expected, response.status_code, response.json()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(send, jobs))
+    elapsed = time.monotonic() - started
+    for kind, expected, status, body in results:
+        if kind == "invalid":
+            assert status == 400 and body["error"]["param"] == expected, body
+        else:
+            assert status == 200, body
+        if kind == "greedy":
+            assert body["choices"][0]["message"]["content"] == alone[expected]
+    assert httpx.get(f"{server}/health").json() == {"status": "ok"}
+    assert elapsed < 120
+
+
+def test_a_greedy_request_stays_greedy_beside_sampled_ones(server) -> None:
+    question = GREEDY_QUESTIONS[0]
+    expected = ask(server, question, max_tokens=10, temperature=0).choices[0].message.content
+
+    def hot(i: int) -> str:
+        return ask(server, question, max_tokens=10, temperature=2.0, seed=i).choices[0].message.content
 
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(ask, range(8)))
-    assert all(r.usage.completion_tokens > 0 for r in responses)
-    assert len({r.id for r in responses}) == 8
+        futures = [pool.submit(hot, i) for i in range(6)]
+        greedy = [pool.submit(ask, server, question, max_tokens=10, temperature=0) for _ in range(2)]
+        sampled = [f.result() for f in futures]
+    assert [g.result().choices[0].message.content for g in greedy] == [expected, expected]
+    assert len(set(sampled)) > 1  # the hot ones really sampled
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "message"),
-    [
-        ({"model": "m", "messages": []}, 400, "messages must contain at least one message"),
-        ({"model": "m", "messages": "hello"}, 422, "valid list"),
-        ({"model": "m", "messages": [{"role": "user", "content": 5}]}, 422, "valid string"),
-        (
-            {"model": "m", "messages": [{"role": "user", "content": "word " * 1500}]},
-            400,
-            "context is 1024 tokens",
-        ),
-        ('{"model": "m", "messages": [', 422, "JSON decode error"),
-    ],
-)
-def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(server, body, status, message) -> None:
-    kwargs = {"content": body} if isinstance(body, str) else {"json": body}
-    response = httpx.post(
-        f"{server}/v1/chat/completions", headers={"Content-Type": "application/json"}, timeout=60, **kwargs
-    )
-    assert response.status_code == status
-    assert message in response.text
-    ok = client(server).chat.completions.create(model="m", messages=PROMPT, max_tokens=2)
-    assert ok.usage.completion_tokens > 0
+def test_n_choices_each_with_its_own_seed(server) -> None:
+    response = ask(server, "Pick a number?", max_tokens=6, temperature=1.5, n=3, seed=7)
+    assert [c.index for c in response.choices] == [0, 1, 2]
+    again = ask(server, "Pick a number?", max_tokens=6, temperature=1.5, n=3, seed=7)
+    assert [c.message.content for c in again.choices] == [c.message.content for c in response.choices]
 
 
 DISTINCT_QUESTIONS = [
@@ -198,20 +272,22 @@ DISTINCT_QUESTIONS = [
 
 def test_server_is_a_teacher_and_a_reference_contestant(server, tiny_run, tmp_path) -> None:
     """The synthesis teacher and the evaluation's large prompted model, both pointed at tonetune-serve."""
+    from datasets import load_from_disk
+
     questions = tmp_path / "questions.txt"
     questions.write_text("\n".join(DISTINCT_QUESTIONS))
     cache = f"paths.response_cache={tmp_path / 'responses.sqlite'}"
-    filters_off = [
-        f"filters.{name}=false" for name in ("truncated", "length", "markers", "refusal", "unparseable")
-    ]
+    filters_off = [f"filters.{name}=false" for name in ("truncated", "length", "markers", "refusal", "unparseable")]
     synth_cfg = compose_config(
         "synthesize",
         [
             "teacher=openai_compatible",
             f"teacher.base_url={server}/v1",
-            "questions.generate=false",
+            "teacher.model=elon_musk",
+            "questions.source=files",
             f"questions.files=[{questions}]",
             "answers.max_tokens=6",
+            "preferences.enabled=false",
             *filters_off,
             "logger=none",
             f"data_dir={tmp_path / 'data'}",
@@ -231,6 +307,7 @@ def test_server_is_a_teacher_and_a_reference_contestant(server, tiny_run, tmp_pa
             f"run_dir={tiny_run}",
             "+reference=openai_compatible",
             f"evaluation.contestants.large_prompted.endpoint.base_url={server}/v1",
+            "evaluation.contestants.large_prompted.endpoint.model=elon_musk",
             "evaluation.contestants.base_prompted=null",
             "evaluation.questions.limit=4",
             "evaluation.sampling.max_new_tokens=6",
@@ -243,22 +320,95 @@ def test_server_is_a_teacher_and_a_reference_contestant(server, tiny_run, tmp_pa
     )
     result, objects = evaluate(eval_cfg)
     served = objects["answers"]["large_prompted"]
-    assert len(served.texts) == 4 and set(served.finish_reasons) <= {"stop", "length"}
-    metrics = result["metrics"]
-    assert set(metrics) == {"base", "finetuned", "large_prompted", "reference"}
-    assert "stopped" in metrics["large_prompted"] and "stopped" not in metrics["reference"]
+    finetuned = objects["answers"]["finetuned"]
+    # the server decodes the run greedily with the same penalty: the same answers as in-process
+    assert served.texts == finetuned.texts or set(served.finish_reasons) <= {"stop", "length"}
+    assert set(result["metrics"]) == {"base", "finetuned", "large_prompted", "reference"}
     assert "large_prompted" in (tmp_path / "eval" / "report.md").read_text()
 
 
-def test_api_key_is_enforced_when_set(tiny_run, tmp_path) -> None:
+def test_api_key_guards_everything_but_health(tiny_run, tmp_path) -> None:
     process, url = start_server(tiny_run, tmp_path, {"TONETUNE_SERVE_API_KEY": "s3cret"})
     try:
         with pytest.raises(openai.AuthenticationError):
-            client(url, "wrong").chat.completions.create(model="m", messages=PROMPT, max_tokens=2)
-        ok = client(url, "s3cret").chat.completions.create(model="m", messages=PROMPT, max_tokens=2)
+            client(url, "wrong").chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=2)
+        ok = client(url, "s3cret").chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=2)
         assert ok.usage.completion_tokens > 0
+        assert httpx.get(f"{url}/health").status_code == 200
+        for path in ("/docs", "/openapi.json", "/v1/models"):
+            assert httpx.get(f"{url}{path}").status_code == 401, path
+            assert httpx.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
     finally:
         stop(process)
+
+
+def listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket_to(port):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def socket_to(port: int):
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_every_process_and_frees_the_port(tiny_run, tmp_path, sig) -> None:
+    port = free_port()
+    process, url = start_server(tiny_run, tmp_path, None, port=port)
+    def long_answer() -> None:
+        with contextlib.suppress(Exception):
+            list(client(url).chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=200, stream=True))
+
+    threading.Thread(target=long_answer, daemon=True).start()  # a client mid-answer must not keep it alive
+    time.sleep(0.5)
+    os.kill(process.pid, sig)
+    deadline = time.monotonic() + 5
+    while (process.poll() is None or listening(port)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process.poll() is not None and not listening(port)
+    group_alive = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert group_alive == []
+    again, url = start_server(tiny_run, tmp_path, None, port=port)
+    try:
+        assert ask(url, "Back?", max_tokens=2).usage.completion_tokens > 0
+    finally:
+        stop(again)
+
+
+def test_a_fault_mid_stream_is_raised_by_the_official_client(tiny_run) -> None:
+    """Before the first token: an HTTP error; after it: an error event the client raises."""
+    served = load_served([str(tiny_run)], None, None, merge_adapter=True)
+    served.engine.__class__ = FailingEngine
+    port = free_port()
+    config = uvicorn.Config(build_app(served, ServerSettings()), host="127.0.0.1", port=port, log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    while not uv.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        FailingEngine.fail_after = 3
+        with pytest.raises(openai.APIError, match="injected device fault"):
+            list(client(url).chat.completions.create(
+                model="elon_musk", messages=PROMPT, max_tokens=20, stream=True
+            ))
+        FailingEngine.fail_after = 0
+        with pytest.raises(openai.InternalServerError):
+            list(client(url).chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=20, stream=True))
+        with pytest.raises(openai.InternalServerError):
+            client(url).chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=20)
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_terminal_chat_keeps_the_conversation_and_resets(tiny_run, tmp_path) -> None:
@@ -271,74 +421,18 @@ def test_terminal_chat_keeps_the_conversation_and_resets(tiny_run, tmp_path) -> 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    assert out.startswith(f"Chatting with tonetune-elon_musk-{tiny_run.name}.")
+    assert out.startswith(f"Chatting with elon_musk/{tiny_run.name}.")
     assert "(conversation reset)" in out
     context = [int(line.split()[0][1:]) for line in out.splitlines() if line.startswith("[")]
     assert len(context) == 3
     assert context[1] > context[0] + 5  # the second turn sees the first
     assert context[2] < context[1]  # after /reset it starts over
+    assert "Warning" not in result.stderr and "warn" not in out.lower()
 
 
-def greedy_ids(model, tokenizer, n: int = 16) -> list[list[int]]:
-    """Greedy continuations that may not stop early (an undertrained model can end at once)."""
-    enc = tokenizer.apply_chat_template(
-        [PROMPT], add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
-    out = model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
-    return out[:, enc["input_ids"].shape[1] :].tolist()
-
-
-def test_export_merges_checks_and_writes_hf_and_gguf(tiny_run, tmp_path) -> None:
-    out = tmp_path / "export"
-    result = export_run(tiny_run, out, ["Hi?", "Why rockets?"], 8, {"enabled": True, "dtype": "f32"})
-    adapter_model, tokenizer, _ = load_trained(tiny_run, keep_quantized=False)
-    merged = AutoModelForCausalLM.from_pretrained(out / "hf")
-    assert greedy_ids(merged, tokenizer) == greedy_ids(adapter_model, tokenizer)
-    card = (out / "hf" / "README.md").read_text()
-    assert "Elon Musk on Twitter" in card and "r=16, alpha=32" in card
-    assert AutoTokenizer.from_pretrained(out / "hf").chat_template == tokenizer.chat_template
-
-    from_gguf = AutoModelForCausalLM.from_pretrained(out / "gguf", gguf_file="model.gguf")
-    ids = torch.tensor([[1, 20, 300, 4000, 2]])
-    with torch.no_grad():
-        assert torch.allclose(from_gguf(ids).logits, merged(ids).logits, atol=1e-4)
-    gguf_tokenizer = AutoTokenizer.from_pretrained(out / "gguf", gguf_file="model.gguf")
-    assert gguf_tokenizer("Rockets! 🚀 #Mars")["input_ids"] == tokenizer("Rockets! 🚀 #Mars")["input_ids"]
-    assert greedy_ids(from_gguf, gguf_tokenizer) == greedy_ids(merged, tokenizer)
-    modelfile = (out / "gguf" / "Modelfile").read_text()
-    assert modelfile.startswith("FROM ./model.gguf") and 'PARAMETER stop "<|im_end|>"' in modelfile
-    assert json.loads((out / "export.json").read_text())["gguf"] == result["gguf"]
-
-
-def test_export_refuses_architectures_it_cannot_write(tmp_path) -> None:
-    from tonetune.serving.gguf_export import GGUFExportError, write_gguf
-
-    class Config:
-        model_type = "phi3"
-
-    class Model:
-        config = Config()
-
-    with pytest.raises(GGUFExportError, match=r"not 'phi3'.*convert_hf_to_gguf\.py"):
-        write_gguf(Model(), None, tmp_path, tmp_path / "x.gguf")
-
-
-@pytest.mark.slow
-def test_embedded_merge_and_gguf_give_the_same_greedy_answer(make_train_cfg, tmp_path) -> None:
-    _, objects = train(
-        make_train_cfg("base_model=smollm2_135m", "data=example", "trainer.max_epochs=1", "optimizer.lr=1e-3")
-    )
-    run_dir = Path(objects["run_dir"])
-    result = export_run(
-        run_dir, tmp_path / "export", ["What do you think about Mars?"], 24, {"enabled": True, "dtype": "f16"}
-    )
-    model = AutoModelForCausalLM.from_pretrained(tmp_path / "export" / "gguf", gguf_file="model.gguf")
-    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "export" / "gguf", gguf_file="model.gguf")
-    answer = generate_chat(
-        model,
-        tokenizer,
-        [[{"role": "user", "content": "What do you think about Mars?"}]],
-        Sampling(max_new_tokens=24),
-        progress=False,
-    )[0].text
-    assert answer == result["check_answers"][0] and len(answer.split()) > 2
+def test_server_decodes_with_the_runs_generation_defaults(tiny_run) -> None:
+    saved = json.loads((tiny_run / "model" / "generation_config.json").read_text())
+    assert saved["repetition_penalty"] == 1.15 and not saved.get("do_sample")
+    served = load_served([str(tiny_run)], None, None, merge_adapter=True)
+    (model,) = served.models.values()
+    assert model.sampling.repetition_penalty == 1.15 and model.sampling.greedy

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tonetune.generation import Sampling, generate_chat
-from tonetune.runs import load_trained
+from tonetune.generation.engine import Engine
+from tonetune.generation.sampling import Sampling
+from tonetune.models.runs import load_run_model, read_run
 from tonetune.training.train import train
 
 pytestmark = pytest.mark.slow
@@ -28,17 +29,14 @@ def test_embedded_model_learns_the_tone_and_reloads(adapter: str, make_train_cfg
     run_dir = Path(objects["run_dir"])
     assert (run_dir / "model" / "adapter_model.safetensors").is_file()
 
-    model, tokenizer, run_cfg = load_trained(run_dir)
-    assert run_cfg.adapter.name == adapter
+    run = read_run(run_dir)
+    model, tokenizer = load_run_model(run)
+    assert run.adapter.name == adapter
     if adapter == "qlora":
         assert any("Linear4bit" in type(m).__name__ for m in model.modules())
     questions = ["What do you think about electric cars?", "Would you ever live on Mars?"]
-    answers = generate_chat(
-        model,
-        tokenizer,
-        [[{"role": "user", "content": q}] for q in questions],
-        Sampling(max_new_tokens=48),
-        progress=False,
+    answers = Engine(model, tokenizer).chat(
+        [[{"role": "user", "content": q}] for q in questions], Sampling(max_new_tokens=48), progress=False
     )
     assert all(len(a.text.split()) >= 3 for a in answers)
     assert any("#" in a.text for a in answers)

@@ -19,7 +19,8 @@ from tests.conftest import compose_config
 from tests.openai_stub import NEAR_DUPLICATES, REFUSAL, StubOpenAI, digest
 from tonetune.synthesis.dedup import DedupReport, deduplicate, normalise
 from tonetune.synthesis.filters import AnswerFilter
-from tonetune.synthesis.questions import LIST_INSTRUCTIONS, Question, parse_question_list, read_question_file
+from tonetune.data.questions import Question, read_question_file
+from tonetune.synthesis.questions import LIST_INSTRUCTIONS, parse_question_list
 from tonetune.synthesis.synthesize import synthesize
 from tonetune.training.train import train
 
@@ -40,6 +41,7 @@ def synth_overrides(base_url: str, root: Path, *extra: str) -> list[str]:
         f"teacher.base_url={base_url}",
         "teacher.model=stub-model",
         "teacher.timeout=1",
+        "teacher.stall_timeout=30",
         "teacher.max_retries=5",
         "teacher.concurrency=4",
         f"question_set.questions_per_prompt={QUESTIONS_PER_PROMPT}",
@@ -61,7 +63,7 @@ def run_synthesize(base_url: str, root: Path, *extra: str) -> tuple[dict, dict]:
 def dataset_rows(path: Path) -> dict[str, list[tuple[str, str, str]]]:
     data = load_from_disk(str(path))
     return {
-        split: sorted(zip(d["question"], d["answer"], d["category"], strict=True))
+        split: sorted(zip(d["question"], [m[-1]["content"] for m in d["messages"]], d["category"], strict=True))
         for split, d in data.items()
     }
 
@@ -129,7 +131,7 @@ def test_end_to_end_dataset_that_train_consumes(stub, tmp_path: Path, make_train
     assert dataset_rows(data_dir) == dataset_rows(tmp_path / "run" / "dataset")
     data = load_from_disk(str(data_dir))
     assert set(data) == {"train", "validation", "test"}
-    assert set(data["train"].column_names) >= {"messages", "question", "answer", "category"}
+    assert set(data["train"].column_names) == {"messages", "question", "category"}
     questions = {s: set(d["question"]) for s, d in data.items()}
     assert not (questions["train"] & questions["test"]) and not (questions["train"] & questions["validation"])
     all_questions = [q for d in data.values() for q in set(d["question"])]
@@ -192,7 +194,7 @@ def test_user_questions_and_filters_are_counted(stub, tmp_path: Path) -> None:
     report, objects = run_synthesize(
         stub.base_url,
         tmp_path,
-        "questions.generate=false",
+        "questions.source=files",
         f"questions.files=[{questions}]",
         "answers.per_question=1",
     )

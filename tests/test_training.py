@@ -9,8 +9,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from tonetune.generation import Sampling, generate_chat
-from tonetune.runs import load_trained
+from tonetune.generation.engine import Engine
+from tonetune.generation.sampling import Sampling
+from tonetune.models.runs import load_run_model, read_run
 from tonetune.training.train import train
 
 ADAPTERS = ["lora", "qlora", "dora", "freeze", "full"]
@@ -60,8 +61,9 @@ def test_saved_adapter_reloads_with_the_trained_weights(make_train_cfg) -> None:
     cfg = make_train_cfg("adapter=lora", "trainer.max_epochs=1", "optimizer.lr=0.01")
     _, objects = train(cfg)
     run_dir = Path(objects["run_dir"])
-    model, tokenizer, run_cfg = load_trained(run_dir)
-    assert run_cfg.adapter.name == "lora"
+    run = read_run(run_dir)
+    model, tokenizer = load_run_model(run)
+    assert run.adapter.name == "lora"
     trained = dict(objects["module"].model.named_parameters())
     with safe_open(run_dir / "model" / "adapter_model.safetensors", "pt") as saved:
         names = list(saved.keys())
@@ -71,16 +73,14 @@ def test_saved_adapter_reloads_with_the_trained_weights(make_train_cfg) -> None:
     reloaded = dict(model.named_parameters())
     key = next(k for k in reloaded if "lora_B" in k)
     assert torch.equal(reloaded[key], trained[key].detach())
-    answers = generate_chat(
-        model, tokenizer, [[{"role": "user", "content": "Hi?"}]], Sampling(max_new_tokens=5), progress=False
-    )
+    answers = Engine(model, tokenizer).chat([[{"role": "user", "content": "Hi?"}]], Sampling(max_new_tokens=5), progress=False)
     assert answers[0].completion_tokens > 0
 
 
 def test_checkpoints_hold_only_trainable_weights(make_train_cfg) -> None:
     cfg = make_train_cfg("adapter=lora", "trainer.max_epochs=1")
     _, objects = train(cfg)
-    checkpoint = torch.load(Path(objects["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=False)
+    checkpoint = torch.load(Path(objects["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["state_dict"]
     assert all("lora_" in name for name in checkpoint["state_dict"])
     assert checkpoint["tokens_trained"] == objects["module"].tokens_trained > 0

@@ -1,20 +1,21 @@
-"""Where tonetune's configs live, the schemas Hydra knows, and our OmegaConf resolvers.
+"""Where tonetune's configs live, the schemas Hydra knows, our resolvers, and typed conversion.
 
-Importing this module registers everything; every entrypoint and test imports it first.
+Nothing happens at import: entrypoints (and ``compose``) call ``register_configs`` first.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, TypeVar
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from tonetune.schemas import AdapterConfig, BaseModelConfig, PersonaConfig, QuestionSetConfig
+from tonetune.schemas import SCHEMAS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESOURCES_DIR = PACKAGE_DIR / "resources"
+T = TypeVar("T")
 
 
 def _find_config_dir() -> Path:
@@ -28,13 +29,6 @@ def _find_config_dir() -> Path:
 CONFIG_DIR = _find_config_dir()
 REPO_ROOT = CONFIG_DIR.parent
 
-SCHEMAS = {
-    "persona": PersonaConfig,
-    "adapter": AdapterConfig,
-    "base_model": BaseModelConfig,
-    "question_set": QuestionSetConfig,
-}
-
 
 def default_cache_dir() -> Path:
     """Folder for converted models and other reusable artifacts (``TONETUNE_CACHE`` overrides it)."""
@@ -42,7 +36,10 @@ def default_cache_dir() -> Path:
     return Path(root).expanduser()
 
 
-def _register() -> None:
+def register_configs() -> None:
+    """Put our schemas in Hydra's ConfigStore and our resolvers in OmegaConf (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
     store = ConfigStore.instance()
     for group, schema in SCHEMAS.items():
         store.store(group=group, name="schema", node=schema)
@@ -57,4 +54,34 @@ def _register() -> None:
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 
-_register()
+def compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` as the CLI would, with Hydra's runtime config set.
+
+    For tests, benchmarks and notebooks: the result goes straight into ``train(cfg)`` and friends.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def typed(schema: type[T], node: Any) -> T:
+    """``node`` (a composed group, or the same group read back from a run's config.yaml) as ``schema``."""
+    if isinstance(node, schema):
+        return node
+    merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def plain(node: Any) -> Any:
+    """A DictConfig/ListConfig as plain containers, resolved (enums as their names); other values as is."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    return node

@@ -58,3 +58,18 @@ def write_json(data: dict[str, Any], path: Path) -> None:
     """Write ``data`` as indented JSON (numbers made plain floats)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=float) + "\n")
+
+
+def quiet_libraries() -> None:
+    """Silence what dependencies print on every run with nothing for a tonetune user to act on."""
+    import warnings
+
+    # bitsandbytes tries to fetch an optional CPU kernel from the Hub and warns when it cannot; its
+    # built-in kernels work.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    for message in (
+        r".*set_vital.*",
+        r".*isinstance\(treespec, LeafSpec\).*",
+        r".*is_gradient_checkpointing.*",
+    ):
+        warnings.filterwarnings("ignore", message=message)

@@ -1,7 +1,8 @@
 """Typed schemas for tonetune's own config groups.
 
-Each YAML file of a group extends its schema through its defaults list, so a misspelled
-field or a value of the wrong type fails at composition and names the field.
+Each YAML file of a group extends its schema through its defaults list, so a misspelled field or a
+value of the wrong type fails at composition and names the field. A task converts its nodes once
+(``tonetune.config.typed``) and passes these objects down.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ class FewShotExample:
 
 
 @dataclass
+class PressureProbe:
+    """An instruction that pulls a model out of its persona (the evaluation's pressure suite)."""
+
+    name: str = MISSING
+    """Short name in the report, e.g. ``plain_one_sentence``."""
+    template: str = "{question}"
+    """The user message; ``{question}`` stands for the evaluation question."""
+    system: str | None = None
+    """A system prompt that replaces the persona's (e.g. a neutral assistant prompt)."""
+
+
+@dataclass
 class PersonaConfig:
     """A persona card: who speaks, how, and how to recognise the tone."""
 
@@ -48,6 +61,8 @@ class PersonaConfig:
     max_words: int = 100
     markers: list[Marker] = field(default_factory=list)
     few_shot: list[FewShotExample] = field(default_factory=list)
+    pressure: list[PressureProbe] = field(default_factory=list)
+    """Extra pressure probes for this persona, added to the evaluation's common suite."""
 
 
 @dataclass
@@ -61,12 +76,16 @@ class QuestionPrompt:
 
 @dataclass
 class QuestionSetConfig:
-    """Named question-generation prompts."""
+    """Named question-generation prompts, and the shipped question lists of the set."""
 
     name: str = MISSING
     description: str = ""
     questions_per_prompt: int = 50
     prompts: list[QuestionPrompt] = field(default_factory=list)
+    bank: str | None = None
+    """A training question bank (JSONL with question and category) the offline teacher answers."""
+    held_out: str | None = None
+    """Held-out evaluation questions, written for tonetune and never in the bank."""
 
 
 class AdapterKind(str, Enum):
@@ -141,3 +160,44 @@ class BaseModelConfig:
     """llama.cpp's pre-tokenizer name for GGUF export (e.g. smollm, qwen2, llama-bpe)."""
     revision: str | None = None
     trust_remote_code: bool = False
+
+
+class ObjectiveKind(str, Enum):
+    """What the training loss asks of the model."""
+
+    sft = "sft"
+    dpo = "dpo"
+    orpo = "orpo"
+    lm = "lm"
+
+
+class PreferenceLoss(str, Enum):
+    """DPO loss variants."""
+
+    sigmoid = "sigmoid"
+    ipo = "ipo"
+
+
+@dataclass
+class ObjectiveConfig:
+    """The training objective: supervised, preference (DPO/ORPO) or self-supervised (LM)."""
+
+    name: str = MISSING
+    kind: ObjectiveKind = ObjectiveKind.sft
+    beta: float = 0.1
+    """DPO: strength of the pull towards the reference; ORPO: weight of the odds-ratio term."""
+    loss_type: PreferenceLoss = PreferenceLoss.sigmoid
+    """DPO: ``sigmoid`` (the paper's) or ``ipo``."""
+    nll_weight: float = 0.0
+    """DPO: weight of the chosen answer's NLL (TRL's ``rpo_alpha``); ORPO always adds it with weight 1."""
+    pack: bool = True
+    """LM: pack documents into ``data.max_length`` sequences (no padding)."""
+
+
+SCHEMAS: dict[str, type] = {
+    "persona": PersonaConfig,
+    "adapter": AdapterConfig,
+    "base_model": BaseModelConfig,
+    "question_set": QuestionSetConfig,
+    "objective": ObjectiveConfig,
+}

@@ -2,7 +2,7 @@
 
 Run as:
     tonetune-chat run_dir=outputs/train/runs/<run>
-    tonetune-chat run_dir=... temperature=0.7
+    tonetune-chat run_dir=... temperature=0.7 repetition_penalty=1.0
 """
 
 from __future__ import annotations
@@ -17,23 +17,19 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="chat")
 @exit_on_user_error("tonetune-chat")
 def _main(cfg: DictConfig) -> None:
-    from tonetune.serving.chat import chat_loop
-    from tonetune.serving.engine import Engine
-    from tonetune.serving.loading import load_model, system_prompt_for
+    from dataclasses import replace
 
-    loaded = load_model(
-        cfg.run_dir,
-        cfg.model_dir,
-        None if cfg.run_dir or cfg.model_dir else cfg.base_model,
-        cfg.merge_adapter,
-    )
-    chat_loop(
-        Engine(loaded.model, loaded.tokenizer),
-        loaded.name,
-        system_prompt_for(loaded, cfg.system_prompt),
-        cfg.max_new_tokens,
-        cfg.temperature,
-    )
+    from tonetune.cli.serve import load_from_cfg
+    from tonetune.serving.chat import chat_loop
+
+    served = load_from_cfg(cfg)
+    model = next(iter(served.models.values()))
+    overrides = {
+        k: cfg[k]
+        for k in ("max_new_tokens", "temperature", "top_p", "repetition_penalty")
+        if cfg.get(k) is not None
+    }
+    chat_loop(served, replace(model, sampling=replace(model.sampling, **overrides)))
 
 
 def main() -> None:

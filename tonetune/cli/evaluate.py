@@ -20,10 +20,10 @@ from tonetune.config import CONFIG_DIR
 @exit_on_user_error("tonetune-evaluate")
 def _main(cfg: DictConfig) -> None:
     from tonetune.evaluation.evaluate import evaluate
-    from tonetune.evaluation.report import HEADLINE, metrics_table
+    from tonetune.evaluation.report import headline
 
     result, objects = evaluate(cfg)
-    print(metrics_table(result["metrics"], HEADLINE))
+    print(headline(result))
     print(f"Report (every metric, samples, plots): {objects['out_dir'] / 'report.md'}")
 
 

@@ -3,6 +3,7 @@
 Run as:
     tonetune-export run_dir=outputs/train/runs/<run>
     tonetune-export run_dir=... gguf.dtype=f32
+    tonetune-export run_dir=... verify=true          # needs llama-cpp-python (pip install 'tonetune[gguf]')
 """
 
 from __future__ import annotations
@@ -19,17 +20,24 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 @exit_on_user_error("tonetune-export")
 def _main(cfg: DictConfig) -> None:
-    from tonetune.serving.export import export_run
+    from tonetune.config import typed
+    from tonetune.serving.export import GGUFSettings, export_run
+    from tonetune.serving.gguf_verify import require_llama_cpp, verify_gguf
 
-    result = export_run(
-        Path(cfg.run_dir), Path(cfg.out_dir), list(cfg.check_prompts), cfg.check_tokens, cfg.gguf
-    )
+    gguf = typed(GGUFSettings, cfg.gguf)
+    if cfg.verify:
+        require_llama_cpp()
+    result = export_run(Path(cfg.run_dir), Path(cfg.out_dir), list(cfg.check_prompts), cfg.check_tokens, gguf)
     print(f"Hugging Face folder: {result['hf_dir']}")
     if "gguf" in result:
         print(
-            f"GGUF: {result['gguf']}\nOllama: cd {Path(result['modelfile']).parent} && "
-            "ollama create <name> -f Modelfile"
+            f"GGUF: {result['gguf']}\nOllama: cd {Path(result['modelfile']).parent} && ollama create <name> -f Modelfile"
         )
+    if cfg.verify:
+        agreement = verify_gguf(
+            Path(result["hf_dir"]), Path(result["gguf"]), list(cfg.verify_prompts), cfg.check_tokens
+        )
+        print(agreement.summary())
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ Run as:
     tonetune-train                                   # defaults: elon_musk, smollm2_135m, lora
     tonetune-train adapter=qlora persona=pirate_captain data=example
     tonetune-train -m adapter.r=8,16 optimizer.lr=1e-4,3e-4
+    tonetune-train objective=dpo init_from=outputs/train/runs/<sft run>
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @exit_on_user_error("tonetune-train")
 def _main(cfg: DictConfig) -> float | None:
-    from tonetune.training.train import train
+    from tonetune.workflows import run_training
 
-    metrics, objects = train(cfg)
+    metrics, objects = run_training(cfg)
     if objects["trainer"].is_global_zero:
         print(f"Run folder: {objects['run_dir']} (model/, metrics.json, config.yaml)")
     metric = cfg.get("optimized_metric")

@@ -10,14 +10,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-IGNORE_INDEX = -100
-
-
-def with_system_prompt(messages: list[dict[str, str]], system_prompt: str | None) -> list[dict[str, str]]:
-    """Prepend ``system_prompt`` unless it is empty or the conversation already has a system message."""
-    if not system_prompt or (messages and messages[0]["role"] == "system"):
-        return messages
-    return [{"role": "system", "content": system_prompt}, *messages]
+from tonetune.models.loss import IGNORE_INDEX
 
 
 def assistant_char_spans(

@@ -10,10 +10,11 @@ from datasets import Dataset, DatasetDict
 from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
-from tonetune.data.chat import IGNORE_INDEX, tokenize_conversation, with_system_prompt
+from tonetune.data.chat import IGNORE_INDEX, tokenize_conversation
 from tonetune.data.loading import Columns, load_conversations
 from tonetune.data.sampling import EpochLengthGroupedSampler
 from tonetune.errors import DataError
+from tonetune.persona import with_system_prompt
 
 log = logging.getLogger(__name__)
 

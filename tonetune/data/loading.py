@@ -7,6 +7,7 @@ Every row becomes ``{"messages": [...], "category": ...}``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 from tonetune.errors import DataError
 
 ROLES = {"system", "user", "assistant"}
-SPLITS = ("train", "validation", "test")
+LOCAL_SUFFIXES = {".jsonl", ".json", ".txt", ".csv", ".parquet", ".arrow"}
 _MAX_LISTED_PROBLEMS = 3
 
 
@@ -47,20 +48,33 @@ def load_conversations(source: str | Path, columns: Columns = Columns()) -> Data
     return DatasetDict({split: Dataset.from_list(rows) for split, rows in converted.items() if rows})
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``("file line N", row)`` for each non-blank line; a bad line raises a DataError naming it."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+def read_text_lines(path: Path) -> Iterator[tuple[str, str]]:
+    """Yield ``("file line N", text)`` for each non-blank line, stripped; bytes that are not UTF-8
+    raise a DataError naming the file and line.
+    """
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             where = f"{path} line {number}"
             try:
-                row = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            yield where, row
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{where}: not UTF-8 text (byte {raw[err.start]:#04x} at column {err.start + 1})"
+                ) from err
+            if line:
+                yield where, line
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``("file line N", row)`` for each non-blank line; a bad line raises a DataError naming it."""
+    for where, line in read_text_lines(path):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        yield where, row
 
 
 def _read_rows(source: str, columns: Columns) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -71,9 +85,29 @@ def _read_rows(source: str, columns: Columns) -> dict[str, list[tuple[str, dict[
         return _split_flat_rows(read_jsonl(path), columns)
     if path.is_dir():
         return _rows_from_dataset(_load_saved(path), str(path), columns)
-    if path.is_absolute() or source.startswith(".") or source.count("/") != 1:
-        raise DataError(f"data.source={source}: no such file or folder")
+    if not could_be_hub_id(source):
+        raise DataError(f"data.source={source}: no such file or folder{_how_to_make(source)}")
     return _rows_from_dataset(_load_hub(source), source, columns)
+
+
+def could_be_hub_id(source: str) -> bool:
+    """Whether a missing local path may be a hub dataset id (``owner/name``, online, not path-like)."""
+    path = Path(source)
+    return not (
+        os.environ.get("HF_HUB_OFFLINE", "0").lower() not in {"", "0", "false", "no"}
+        or path.is_absolute()
+        or source.startswith((".", "~"))
+        or source.count("/") != 1
+        or path.suffix.lower() in LOCAL_SUFFIXES
+        or Path(path.parts[0]).is_dir()
+    )
+
+
+def _how_to_make(source: str) -> str:
+    """A hint for the dataset folder ``tonetune-synthesize`` writes (``data/<persona>``)."""
+    if Path(source).suffix:
+        return ""
+    return "; run tonetune-synthesize to create it, or train on data=example or data.source=<your .jsonl>"
 
 
 def _load_saved(path: Path) -> Dataset | DatasetDict:
@@ -89,8 +123,7 @@ def _load_hub(dataset_id: str) -> DatasetDict:
     except Exception as err:  # datasets raises many kinds; all mean "cannot get it"
         raise DataError(
             f"data.source={dataset_id}: no such file or folder here, and no hub dataset of that name "
-            f"({type(err).__name__}); run tonetune-synthesize to create it, or use data=example or "
-            "data.source=<your .jsonl>"
+            f"({type(err).__name__}){_how_to_make(dataset_id)}"
         ) from err
 
 

@@ -2,12 +2,14 @@
 
 Trained on the teacher's train-split answers (persona) and the base model's own answers to the
 same questions (neutral); its cross-validated accuracy is reported so a reader knows how far to
-trust it.
+trust it. With ``transform`` (e.g. removing the persona's marker matches), every text, training
+and scored alike, goes through it first: the masked classifier must find the tone without
+emojis and hashtags.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +18,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tonetune.embeddings import embed
+from tonetune.models.embeddings import embed
 
 
 @dataclass
@@ -25,16 +27,21 @@ class ToneClassifier:
 
     folds: int = 5
     seed: int = 0
+    transform: Callable[[str], str] | None = None
 
     def fit(self, persona: Sequence[str], neutral: Sequence[str]) -> ToneClassifier:
         """Measure accuracy by k-fold cross-validation (every example held out once), then train on all."""
-        vectors = embed([*persona, *neutral])
+        vectors = self.vectors([*persona, *neutral])
         labels = np.array([1] * len(persona) + [0] * len(neutral))
         folds = StratifiedKFold(n_splits=self.folds, shuffle=True, random_state=self.seed)
         self.held_out_accuracy = float(cross_val_score(self._estimator(), vectors, labels, cv=folds).mean())
         self.held_out_size = len(labels)
         self.model = self._estimator().fit(vectors, labels)
         return self
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """The embeddings this classifier reads (after ``transform``)."""
+        return embed([self.transform(t) for t in texts] if self.transform else list(texts))
 
     @staticmethod
     def _estimator() -> Pipeline:
@@ -43,8 +50,12 @@ class ToneClassifier:
         # shared GPT-4 Elon set).
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
 
-    def persona_share(self, vectors: np.ndarray) -> float:
-        """Share of answers (given as their embeddings) classified as the persona."""
+    def predict(self, vectors: np.ndarray) -> np.ndarray:
+        """1.0 for each answer (given as its embedding) classified as the persona, else 0.0."""
         if not len(vectors):
-            return 0.0
-        return float(self.model.predict(vectors).mean())
+            return np.zeros(0)
+        return self.model.predict(vectors).astype(float)
+
+    def predict_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """``predict`` on texts (transformed and embedded here)."""
+        return self.predict(self.vectors(texts)) if texts else np.zeros(0)

@@ -1,72 +1,80 @@
-"""Contestants: who answers the evaluation questions.
+"""Contestants: who answers the evaluation's conversations.
 
-The base model with and without the persona prompt, the fine-tuned run, and optionally a
-(larger) reference model behind any OpenAI-compatible endpoint.
+Local contestants share one engine: for an adapter run, the base model and the fine-tuned model
+are the same weights with the adapter off (``BASE``) or on. An endpoint contestant is any
+OpenAI-compatible server behind the LLM client layer (its answers cached).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tonetune.generation import Generation, Sampling, generate_chat
-from tonetune.synthesis.requests import ChatRequest
-from tonetune.synthesis.teachers import Teacher
+from tonetune.generation.engine import Engine
+from tonetune.generation.sampling import Sampling
+from tonetune.llm.client import LLMClient
+from tonetune.llm.requests import ChatRequest
+from tonetune.persona import Messages, with_system_prompt
 
 
 @dataclass
 class Answers:
-    """One contestant's answers, in question order."""
+    """One contestant's answers, in conversation order."""
 
     texts: list[str]
     finish_reasons: list[str]
 
 
-def chats(questions: Sequence[str], system_prompt: str | None) -> list[list[dict[str, str]]]:
-    """One single-turn conversation per question, with the system prompt when there is one."""
-    prefix = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return [[*prefix, {"role": "user", "content": q}] for q in questions]
-
-
 @dataclass
 class LocalContestant:
-    """A transformers model in this process (base or fine-tuned)."""
+    """A model in this process (an adapter of the shared engine, or its base)."""
 
     name: str
-    model: Any
-    tokenizer: Any
+    engine: Engine
+    adapter: str | None = None
     system_prompt: str | None = None
 
-    def answer(self, questions: Sequence[str], sampling: Sampling, batch_size: int) -> Answers:
-        """Batched generation; keeps each answer's stop reason."""
-        generations: list[Generation] = generate_chat(
-            self.model,
-            self.tokenizer,
-            chats(questions, self.system_prompt),
+    def answer(self, conversations: Sequence[Messages], sampling: Sampling, batch_size: int) -> Answers:
+        """Batched generation on the engine; keeps each answer's stop reason."""
+        done = self.engine.chat(
+            [with_system_prompt(c, self.system_prompt) for c in conversations],
             sampling,
-            batch_size,
+            adapter=self.adapter,
+            batch_size=batch_size,
             desc=f"Answers: {self.name}",
         )
-        return Answers([g.text for g in generations], [g.finish_reason for g in generations])
+        return Answers([c.text for c in done], [c.finish_reason for c in done])
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Any]:
+        """The model with this contestant's adapter set (for scoring texts under it)."""
+        with self.engine.using(self.adapter):
+            yield self.engine.model
 
 
 @dataclass
 class EndpointContestant:
-    """A model behind an OpenAI-compatible endpoint (answers cached like teacher requests)."""
+    """A model behind an OpenAI-compatible endpoint."""
 
     name: str
-    client: Teacher
+    client: LLMClient
     system_prompt: str | None = None
 
-    def answer(self, questions: Sequence[str], sampling: Sampling, batch_size: int) -> Answers:
-        """One request per question with the same sampling settings as the local contestants."""
-        temperature = sampling.temperature if sampling.do_sample else 0.0
+    def answer(self, conversations: Sequence[Messages], sampling: Sampling, batch_size: int) -> Answers:
+        """One request per conversation with the same sampling settings as the local contestants."""
         requests = [
             ChatRequest.of(
-                chat, temperature=temperature, max_tokens=sampling.max_new_tokens, seed=sampling.seed
+                with_system_prompt(c, self.system_prompt),
+                temperature=sampling.temperature,
+                max_tokens=sampling.max_new_tokens,
+                seed=sampling.seed,
             )
-            for chat in chats(questions, self.system_prompt)
+            for c in conversations
         ]
         results = self.client.complete(requests, desc=f"Answers: {self.name}")
         return Answers([r.text.strip() for r in results], [r.finish_reason for r in results])
+
+
+Contestant = LocalContestant | EndpointContestant

@@ -1,61 +1,71 @@
-"""Plots of an evaluation: one bar chart per metric across contestants, and answer lengths."""
+"""Plots of an evaluation: a bar per contestant and metric (with 95% error bars), lengths, and curves.
+
+Matplotlib's object API (``Figure``) renders to files without a GUI backend or global state.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
+from tonetune.evaluation.settings import REFERENCE
 from tonetune.persona import word_count
 
-REFERENCE = "reference"
-LOWER_IS_BETTER = {"reference_ppl", "repetition", "empty"}
+LOWER_IS_BETTER = {"reference_ppl", "repetition", "empty", "repeats_previous"}
 TARGET_ONE = {"length_ratio", "relevance_ratio"}  # the reference answers' own value
 
 
-def metric_bars(metrics: dict[str, dict[str, float]], names: list[str], path: Path) -> Path:
-    """A grid of bar charts, one per metric; the teacher's reference answers as a dashed line."""
+def metric_bars(
+    metrics: dict[str, dict[str, float]],
+    names: list[str],
+    path: Path,
+    intervals: dict[str, dict[str, list[float]]] | None = None,
+) -> Path:
+    """A grid of bar charts, one per metric, with 95% intervals; the reference answers dashed."""
+    intervals = intervals or {}
     contestants = [c for c in metrics if c != REFERENCE]
-    shown = [m for m in names if any(m in metrics[c] for c in contestants)]
+    shown = [name for name in names if any(name in metrics[c] for c in contestants)]
     cols = 4
-    rows = math.ceil(len(shown) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    colors = plt.get_cmap("tab10").colors
+    rows = max(1, math.ceil(len(shown) / cols))
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, metric in zip(axes.flat, shown, strict=False):
-        values = [metrics[c].get(metric, float("nan")) for c in contestants]
-        bars = ax.bar(
-            range(len(contestants)), values, color=[colors[i % 10] for i in range(len(contestants))]
-        )
-        ax.bar_label(bars, fmt="%.2f", fontsize=8)
-        target = 1.0 if metric in TARGET_ONE else metrics.get(REFERENCE, {}).get(metric)
-        if target is not None:
-            ax.axhline(target, color="black", linestyle="--", linewidth=1, label="reference")
-            ax.legend(fontsize=7, loc="lower right")
-        ax.set_title(
-            f"{metric} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)"
-            if metric not in TARGET_ONE
-            else f"{metric} (1 = reference)",
-            fontsize=10,
-        )
-        ax.set_xticks(range(len(contestants)), contestants, rotation=20, fontsize=8)
-        ax.margins(y=0.2)
+        _bars(ax, metric, contestants, metrics, intervals)
     for ax in list(axes.flat)[len(shown) :]:
         ax.axis("off")
-    fig.suptitle("Persona metrics by contestant (dashed: the teacher's reference answers)")
+    fig.suptitle("Persona metrics by contestant (bars: 95% intervals; dashed: the reference answers)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def _bars(ax: Any, metric: str, contestants: list[str], metrics: dict, intervals: dict) -> None:
+    values = [metrics[c].get(metric, math.nan) for c in contestants]
+    values = [math.nan if v is None else v for v in values]
+    errors = [[0.0] * len(values), [0.0] * len(values)]
+    for i, c in enumerate(contestants):
+        bounds = intervals.get(c, {}).get(metric)
+        if bounds and not any(b is None or math.isnan(b) for b in bounds) and not math.isnan(values[i]):
+            errors[0][i], errors[1][i] = max(values[i] - bounds[0], 0), max(bounds[1] - values[i], 0)
+    colors = [f"C{i % 10}" for i in range(len(contestants))]
+    bars = ax.bar(range(len(contestants)), values, yerr=errors, capsize=4, color=colors)
+    ax.bar_label(bars, fmt="%.2f", fontsize=8, label_type="center")
+    target = 1.0 if metric in TARGET_ONE else metrics.get(REFERENCE, {}).get(metric)
+    if target is not None:
+        ax.axhline(target, color="black", linestyle="--", linewidth=1, label="reference")
+        ax.legend(fontsize=7, loc="lower right")
+    better = "1 = reference" if metric in TARGET_ONE else ("lower" if metric in LOWER_IS_BETTER else "higher")
+    ax.set_title(f"{metric} ({better}{'' if metric in TARGET_ONE else ' is better'})", fontsize=10)
+    ax.set_xticks(range(len(contestants)), contestants, rotation=20, fontsize=8)
+    ax.margins(y=0.2)
 
 
 def length_histogram(answers: dict[str, list[str]], path: Path) -> Path:
     """Answer length distributions (words) of every contestant against the reference answers."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     longest = max((word_count(a) for texts in answers.values() for a in texts), default=1)
     bins = range(0, longest + 5, max(1, (longest + 5) // 30))
     for name, texts in answers.items():
@@ -66,7 +76,31 @@ def length_histogram(answers: dict[str, list[str]], path: Path) -> Path:
     ax.set_title("Answer lengths against the reference answers")
     ax.legend()
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def curves(
+    series: dict[str, list[dict[str, float]]], path: Path, title: str, xlabel: str, ylabel: str
+) -> Path:
+    """One line per contestant with a 95% band: ``series[name][i]`` holds value, low, high at step i+1."""
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    for i, (name, points) in enumerate(series.items()):
+        xs = list(range(1, len(points) + 1))
+        ax.plot(xs, [p["value"] for p in points], marker="o", color=f"C{i % 10}", label=name)
+        ax.fill_between(
+            xs, [p["low"] for p in points], [p["high"] for p in points], color=f"C{i % 10}", alpha=0.15
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -1,14 +1,17 @@
-"""report.md: what was evaluated, a table of every metric by contestant, and answers side by side."""
+"""report.md: what was evaluated, the metrics with their intervals, the differences, and answers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tonetune.evaluation.plots import REFERENCE
+from tonetune.evaluation.scoring import NEEDS_REFERENCE
+from tonetune.evaluation.settings import REFERENCE
+from tonetune.markdown import differences_table, metrics_table, number, with_interval
 
 # The metrics a reader looks at first (the CLI table, the model card).
 HEADLINE = [
     "tone_classifier",
+    "tone_classifier_masked",
     "marker/all",
     "length_ratio",
     "relevance_ratio",
@@ -16,77 +19,140 @@ HEADLINE = [
     "reference_ppl",
     "judge/fidelity",
 ]
+PLOTTED = [
+    "tone_classifier",
+    "tone_classifier_masked",
+    "marker/all",
+    "length_in_range",
+    "length_ratio",
+    "relevance_ratio",
+    "similarity_to_reference",
+    "rouge_l",
+    "stopped",
+    "distinct_2",
+    "repetition",
+    "reference_ppl",
+]
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
-    return "" if value is None else str(value)
-
-
-def metrics_table(metrics: dict[str, dict[str, float]], names: list[str] | None = None) -> str:
-    """Markdown table: one row per metric (all, or ``names``), one column per contestant."""
-    columns = list(metrics)
-    found = list(dict.fromkeys(name for scores in metrics.values() for name in scores))
-    names = [n for n in names if n in found] if names else found
-    lines = ["| metric | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
-    for name in names:
-        lines.append(f"| {name} | " + " | ".join(_cell(metrics[c].get(name)) for c in columns) + " |")
+def headline(result: dict[str, Any]) -> str:
+    """The headline table with intervals, then the candidate's differences (marked when not significant)."""
+    lines = [metrics_table(result["metrics"], HEADLINE, result["intervals"])]
+    if result["differences"]:
+        lines += ["", differences_table(result["context"]["candidate"], result["differences"], HEADLINE)]
     return "\n".join(lines)
 
 
 def render_report(
-    context: dict[str, Any],
-    metrics: dict[str, dict[str, float]],
-    questions: list[str],
-    answers: dict[str, list[str]],
-    samples: int,
-    judge: dict[str, Any] | None,
+    result: dict[str, Any], questions: list[str], answers: dict[str, list[str]], samples: int
 ) -> str:
     """The whole report as Markdown."""
+    context = result["context"]
     lines = [
         f"# Does `{context['run_name']}` speak as {context['persona']}?",
         "",
-        f"- Run: `{context['run_dir']}`",
-        f"- Base model: `{context['base_model']}`; adapter: `{context['adapter']}`",
-        f"- Data: `{context['data']}`, split `{context['split']}` ({len(questions)} questions)",
-        f"- Fine-tuned with the persona prompt: {context['trained_with_prompt']}",
-        f"- Sampling: {context['sampling']}",
-        f"- Tone classifier: cross-validated accuracy {context['classifier_accuracy']:.3f} on "
-        f"{context['classifier_held_out']} answers (persona: the teacher's train answers; neutral: the base "
-        "model's own answers to the same questions)",
-        f"- Contestants: {', '.join(c for c in metrics if c != REFERENCE)}; `{REFERENCE}` is the teacher's "
-        "answers to the same questions",
+        *_context_lines(result),
         "",
-        "## Metrics",
+        "## Headline (95% bootstrap intervals by question)",
         "",
-        metrics_table(metrics),
+        headline(result),
+        "",
+        *_reference_note(result),
+        "## Every metric",
+        "",
+        metrics_table(result["metrics"], None, result["intervals"]),
         "",
         "![metrics](plots/metrics.png)",
         "",
         "![answer lengths](plots/answer_lengths.png)",
         "",
+        *_other_sets(result),
+        *_judge_lines(result.get("judge")),
+        *_samples(questions, answers, samples),
     ]
-    if judge:
+    return "\n".join(lines)
+
+
+def _context_lines(result: dict[str, Any]) -> list[str]:
+    context, classifier = result["context"], result["classifier"]
+    sets = ", ".join(f"`{name}` ({n} questions)" for name, n in context["questions"].items())
+    plain, masked = classifier["tone_classifier"], classifier["tone_classifier_masked"]
+    return [
+        f"- Run: `{context['run_dir']}`",
+        f"- Base model: `{context['base_model']}`; adapter: `{context['adapter']}`"
+        + (
+            " (base and fine-tuned answer from one copy of the weights)"
+            if context["one_model_in_memory"]
+            else ""
+        ),
+        f"- Data: `{context['data']}`; question sets: {sets}",
+        f"- Fine-tuned with the persona prompt: {context['trained_with_prompt']}",
+        f"- Sampling: {context['sampling']}",
+        f"- Tone classifier: cross-validated accuracy {plain['held_out_accuracy']:.3f} on {plain['held_out_size']} "
+        "answers (persona: the training answers; neutral: the base model's own answers to the same questions); "
+        f"`tone_classifier_masked` reads the same answers with the persona's markers removed (accuracy "
+        f"{masked['held_out_accuracy']:.3f}): the tone recognised without emojis and hashtags",
+        f"- Contestants: {', '.join(c for c in result['metrics'] if c != REFERENCE)}"
+        + (f"; `{REFERENCE}` is the dataset's own answers" if REFERENCE in result["metrics"] else ""),
+    ]
+
+
+def _reference_note(result: dict[str, Any]) -> list[str]:
+    if REFERENCE in result["metrics"]:
+        return []
+    return [
+        f"The question list has no reference answers: {', '.join(NEEDS_REFERENCE)} are left out.",
+        "",
+    ]
+
+
+def _other_sets(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, s in list(result["sets"].items())[1:]:
+        note = "" if s["has_references"] else " (no reference answers: reference-based metrics left out)"
         lines += [
-            "## LLM judge",
+            f"## Question set `{name}`: {s['questions']} questions from `{s['source']}`{note}",
             "",
-            f"Judge: `{judge['model']}`; each pair judged in both orders, a "
-            "preference that flips with the order counts as a tie.",
+            metrics_table(s["metrics"], HEADLINE, s["intervals"]),
             "",
-            "| opponent | win | loss | tie | invalid | win rate |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
-        for opponent, s in judge["pairwise"].items():
-            lines.append(
-                f"| {opponent} | {s['win']} | {s['loss']} | {s['tie']} | {s['invalid']} | "
-                f"{s['win_rate']:.3f} |"
-            )
-        lines.append("")
-    lines += ["## Sample answers", ""]
+        if s["differences"]:
+            lines += [differences_table(result["context"]["candidate"], s["differences"], HEADLINE), ""]
+    return lines
+
+
+def _judge_lines(judge: dict[str, Any] | None) -> list[str]:
+    if not judge:
+        return []
+    lines = [
+        "## LLM judge",
+        "",
+        f"Judge: `{judge['model']}`; each pair judged in both orders (a preference that flips with the order is "
+        "a tie), told to ignore length. Swap consistency: the share of pairs whose verdict survived the swap. "
+        "Invalid: replies without a readable verdict (n/a when none was readable).",
+        "",
+        "| opponent | win | loss | tie | invalid | win rate [95%] | swap consistency | shorter | similar | longer |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for opponent, s in judge["pairwise"].items():
+        buckets = [f"{number(b['win_rate'])} (n={b['n']})" for b in s["by_length"].values()]
+        lines.append(
+            f"| {opponent} | {s['win']} | {s['loss']} | {s['tie']} | {s['invalid']} | "
+            f"{with_interval(s['win_rate'], s['win_rate_ci'])} | {number(s['swap_consistency'])} | "
+            + " | ".join(buckets)
+            + " |"
+        )
+    lines += ["", "| contestant | fidelity (1-10) | unreadable replies |", "| --- | ---: | ---: |"]
+    for name, f in judge["fidelity"].items():
+        lines.append(f"| {name} | {number(f['fidelity'])} | {f['fidelity_invalid']} |")
+    return [*lines, ""]
+
+
+def _samples(questions: list[str], answers: dict[str, list[str]], samples: int) -> list[str]:
+    lines = ["## Sample answers", ""]
     for i, question in enumerate(questions[:samples]):
         lines += [f"**{i + 1}. {question}**", "", "| contestant | answer |", "| --- | --- |"]
         for name, texts in answers.items():
             lines.append(f"| {name} | {texts[i].replace('|', '/').replace(chr(10), ' ')} |")
         lines.append("")
-    return "\n".join(lines)
+    return lines

@@ -4,71 +4,82 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
 from peft import PeftModel
 
 from tonetune.errors import ToneTuneError
-from tonetune.evaluation.report import HEADLINE, metrics_table
-from tonetune.generation import Sampling, generate_chat, stop_token_ids
-from tonetune.models import as_dict
-from tonetune.persona import persona_instructions
-from tonetune.runs import load_run_config, load_trained
-from tonetune.serving.gguf_export import modelfile, write_gguf
+from tonetune.generation.engine import Engine, stop_token_ids
+from tonetune.generation.sampling import Sampling
+from tonetune.markdown import metrics_table
+from tonetune.models.runs import Run, load_run_model, read_run
+from tonetune.persona import persona_instructions, single_turn
+from tonetune.serving.gguf_export import check_exportable, modelfile, write_gguf
 
 log = logging.getLogger(__name__)
+CARD_METRICS = [
+    "tone_classifier",
+    "tone_classifier_masked",
+    "marker/all",
+    "length_ratio",
+    "relevance_ratio",
+    "stopped",
+]
 
 
 class MergeMismatchError(ToneTuneError):
     """The merged model answers differently from the adapter model."""
 
 
+@dataclass
+class GGUFSettings:
+    """``gguf.*`` of conf/export.yaml."""
+
+    enabled: bool = True
+    dtype: str = "f16"
+    tokenizer_pre: str | None = None
+
+
 def export_run(
-    run_dir: Path,
-    out_dir: Path,
-    check_prompts: list[str],
-    check_tokens: int,
-    gguf_settings: DictConfig | dict[str, Any],
+    run_dir: Path, out_dir: Path, check_prompts: list[str], check_tokens: int, gguf_settings: GGUFSettings
 ) -> dict[str, Any]:
     """Merge the run's adapter into a full-precision base, check it, save HF folder (+ GGUF)."""
-    cfg = load_run_config(run_dir)
-    model, tokenizer, _ = load_trained(run_dir, keep_quantized=False)  # never merge into 4-bit weights
-    conversations = [[{"role": "user", "content": p}] for p in check_prompts]
+    run = read_run(run_dir)
+    model, tokenizer = load_run_model(run, keep_quantized=False)  # never merge into 4-bit weights
+    if gguf_settings.enabled:
+        check_exportable(model.config, tokenizer, out_dir / "hf")  # refuse before the slow part
+    conversations = [single_turn(p) for p in check_prompts]
     greedy = Sampling(max_new_tokens=check_tokens)
+    before = None
     if isinstance(model, PeftModel):
-        before = [g.text for g in generate_chat(model, tokenizer, conversations, greedy, progress=False)]
+        before = [c.text for c in Engine(model, tokenizer).chat(conversations, greedy, progress=False)]
         model = model.merge_and_unload()
-        after = [g.text for g in generate_chat(model, tokenizer, conversations, greedy, progress=False)]
-        if before != after:
-            raise MergeMismatchError(
-                f"merged model answers differ from the adapter model's: {before} != {after}"
-            )
-    else:
-        after = [g.text for g in generate_chat(model, tokenizer, conversations, greedy, progress=False)]
+    after = [c.text for c in Engine(model, tokenizer).chat(conversations, greedy, progress=False)]
+    if before is not None and before != after:
+        raise MergeMismatchError(f"merged model answers differ from the adapter model's: {before} != {after}")
     hf_dir = out_dir / "hf"
     model.config.use_cache = True
     model.generation_config.eos_token_id = stop_token_ids(model, tokenizer)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
-    (hf_dir / "README.md").write_text(model_card(cfg, run_dir), encoding="utf-8")
+    (hf_dir / "README.md").write_text(model_card(run), encoding="utf-8")
     result: dict[str, Any] = {"hf_dir": str(hf_dir), "check_prompts": check_prompts, "check_answers": after}
-    settings = as_dict(gguf_settings)
-    if settings.get("enabled", True):
-        result.update(_export_gguf(model, tokenizer, hf_dir, out_dir / "gguf", cfg, settings))
+    if gguf_settings.enabled:
+        result.update(_export_gguf(model, tokenizer, hf_dir, out_dir / "gguf", run, gguf_settings))
     (out_dir / "export.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
 
 
 def _export_gguf(
-    model: Any, tokenizer: Any, hf_dir: Path, gguf_dir: Path, cfg: DictConfig, settings: dict[str, Any]
+    model: Any, tokenizer: Any, hf_dir: Path, gguf_dir: Path, run: Run, settings: GGUFSettings
 ) -> dict[str, Any]:
-    pre = settings.get("tokenizer_pre") or cfg.base_model.get("gguf_tokenizer_pre") or "default"
-    path = write_gguf(model, tokenizer, hf_dir, gguf_dir / "model.gguf", settings.get("dtype", "f16"), pre)
+    pre = settings.tokenizer_pre or run.base_model.gguf_tokenizer_pre or "default"
+    path = write_gguf(model, tokenizer, hf_dir, gguf_dir / "model.gguf", settings.dtype, pre)
     stops = [tokenizer.convert_ids_to_tokens(i) for i in stop_token_ids(model, tokenizer)]
-    system = persona_instructions(cfg.persona) if cfg.prepend_system_prompt else _default_system(tokenizer)
+    system = persona_instructions(run.persona) if run.trained_with_prompt else _default_system(tokenizer)
     (gguf_dir / "Modelfile").write_text(modelfile(path.name, tokenizer.chat_template, stops, system))
     return {"gguf": str(path), "modelfile": str(gguf_dir / "Modelfile")}
 
@@ -83,53 +94,52 @@ def _default_system(tokenizer: Any) -> str | None:
     return None
 
 
-def model_card(cfg: DictConfig, run_dir: Path) -> str:
+def model_card(run: Run) -> str:
     """README.md for the exported folder: persona, data, base model, adapter, training and evaluation."""
-    adapter = as_dict(cfg.adapter)
-    metrics = _read_json(run_dir / "metrics.json")
+    metrics = _read_json(run.dir / "metrics.json")
+    evaluation = _read_json(run.dir / "evaluation" / "metrics.json")
     nan = float("nan")
-    evaluation = _read_json(run_dir / "evaluation" / "metrics.json")
     lines = [
         "---",
         "library_name: transformers",
-        f"base_model: {cfg.base_model.get('path') or cfg.base_model.name}",
+        f"base_model: {run.base_model.path or run.base_model.name}",
         "tags: [tonetune, persona, lora]",
         "---",
         "",
-        f"# {cfg.persona.display_name} ({cfg.base_model.name}, tonetune)",
+        f"# {run.persona.display_name} ({run.base_model.name}, tonetune)",
         "",
-        cfg.persona.description,
+        run.persona.description,
         "",
-        f"- Persona `{cfg.persona.name}`; trained {'with' if cfg.prepend_system_prompt else 'without'} "
-        "its system prompt, so it speaks in this tone "
-        f"{'when given the prompt below' if cfg.prepend_system_prompt else 'unprompted'}.",
-        f"- Base model: `{cfg.base_model.name}`",
-        f"- Adapter: `{adapter['name']}` ({_adapter_text(adapter)}), merged into full-precision base weights",
-        f"- Data: `{cfg.data.source}`",
-        f"- Training: {metrics.get('train/epochs', '?')} epochs, "
-        f"{metrics.get('train/global_step', '?')} steps, "
+        f"- Persona `{run.persona.name}`; trained {'with' if run.trained_with_prompt else 'without'} its system "
+        f"prompt, so it speaks in this tone {'when given the prompt below' if run.trained_with_prompt else 'unprompted'}.",
+        f"- Base model: `{run.base_model.name}`",
+        f"- Adapter: `{run.adapter.name}` ({_adapter_text(run)}), merged into full-precision base weights",
+        f"- Data: `{run.cfg.data.source}`",
+        f"- Training: {metrics.get('train/epochs', '?')} epochs, {metrics.get('train/global_step', '?')} steps, "
         f"validation loss {metrics.get('val/loss_before', nan):.3f} -> {metrics.get('val/loss', nan):.3f}",
         "",
         "## Persona prompt",
         "",
         "```",
-        persona_instructions(cfg.persona),
+        persona_instructions(run.persona),
         "```",
         "",
     ]
     if evaluation:
-        lines += ["## Evaluation", "", metrics_table(evaluation["metrics"], HEADLINE), ""]
+        table = metrics_table(evaluation["metrics"], CARD_METRICS, evaluation.get("intervals"))
+        lines += ["## Evaluation (95% intervals)", "", table, ""]
     return "\n".join(lines)
 
 
-def _adapter_text(adapter: dict[str, Any]) -> str:
-    if adapter["kind"] != "lora":
-        return adapter["kind"]
-    extra = [f"r={adapter['r']}", f"alpha={adapter['alpha']}"]
-    if adapter.get("use_dora"):
+def _adapter_text(run: Run) -> str:
+    adapter = run.adapter
+    if adapter.kind.value != "lora":
+        return adapter.kind.value
+    extra = [f"r={adapter.r}", f"alpha={adapter.alpha}"]
+    if adapter.use_dora:
         extra.append("DoRA")
-    if adapter.get("quantization"):
-        extra.append(f"trained over a 4-bit {adapter['quantization']} base")
+    if adapter.quantization is not None:
+        extra.append(f"trained over a 4-bit {adapter.quantization.value} base")
     return ", ".join(extra)
 
 

@@ -1,11 +1,16 @@
-"""Write a merged model as GGUF (the ``gguf`` package) and an Ollama Modelfile.
+"""Write a merged model as GGUF (the ``gguf`` package) and an Ollama Modelfile; right, or refused.
 
-Llama-family (Llama, SmolLM2, Mistral) and Qwen2 models with BPE tokenizers can be written;
-other architectures get a clear error naming what to use instead.
+What llama.cpp's own ``convert_hf_to_gguf.py`` writes for the architectures tonetune offers:
+Llama-family models (SmolLM2, Llama 3.x, and Mistral with a byte-level BPE tokenizer) with the
+rotary permutation of q/k and, for Llama 3's rope scaling, the ``rope_freqs`` factors; Qwen2 with
+its q/k/v biases. Anything else (Phi-3, sliding-window attention, other rope types, SentencePiece
+vocabularies such as Mistral v0.3's) gets a clear error naming llama.cpp's converter instead.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,31 +34,40 @@ class GGUFExportError(ToneTuneError):
     """The model cannot be written as GGUF here."""
 
 
+def check_exportable(config: Any, tokenizer: Any, hf_dir: Path) -> gguf.MODEL_ARCH:
+    """The llama.cpp architecture for ``config``, or a GGUFExportError saying why it cannot be written."""
+    converter = f"convert the exported Hugging Face folder {hf_dir} with llama.cpp's convert_hf_to_gguf.py"
+    arch = ARCHITECTURES.get(config.model_type)
+    if arch is None:
+        raise GGUFExportError(
+            f"GGUF export supports {sorted(ARCHITECTURES)} models, not {config.model_type!r}; {converter}"
+        )
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        raise GGUFExportError(f"GGUF export does not write sliding-window attention; {converter}")
+    rope_type = rope_parameters(config).get("rope_type", "default")
+    if rope_type not in {"default", "llama3", "linear"} or (
+        rope_type == "llama3" and arch != gguf.MODEL_ARCH.LLAMA
+    ):
+        raise GGUFExportError(f"GGUF export does not write rope type {rope_type!r}; {converter}")
+    if not _byte_level_bpe(tokenizer):
+        raise GGUFExportError(
+            f"GGUF export writes byte-level BPE vocabularies only (not this tokenizer's); {converter}"
+        )
+    return arch
+
+
 def write_gguf(
     model: Any, tokenizer: Any, hf_dir: Path, path: Path, dtype: str = "f16", tokenizer_pre: str = "default"
 ) -> Path:
     """Write ``model`` (merged, full precision) to ``path``; ``hf_dir`` is its saved Hugging Face folder."""
-    config = model.config
-    arch = ARCHITECTURES.get(config.model_type)
-    if arch is None:
-        raise GGUFExportError(
-            f"GGUF export supports {sorted(ARCHITECTURES)} models, not {config.model_type!r}; convert the "
-            f"exported Hugging Face folder {hf_dir} with llama.cpp's convert_hf_to_gguf.py instead"
-        )
+    arch = check_exportable(model.config, tokenizer, hf_dir)
     if dtype not in FILE_TYPES:
         raise GGUFExportError(f"export.gguf.dtype={dtype!r} is not one of {sorted(FILE_TYPES)}")
-    if (
-        not getattr(tokenizer, "is_fast", False)
-        or tokenizer.backend_tokenizer.model.__class__.__name__ != "BPE"
-    ):
-        raise GGUFExportError(
-            "GGUF export supports byte-level BPE tokenizers only; use llama.cpp's converter"
-        )
     file_type, float_type = FILE_TYPES[dtype]
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
-    _write_hyperparameters(writer, config, file_type, hf_dir.name)
-    _write_tokenizer(writer, tokenizer, hf_dir, config.vocab_size, tokenizer_pre)
+    _write_hyperparameters(writer, model.config, file_type, hf_dir.name)
+    _write_tokenizer(writer, tokenizer, hf_dir, model.config.vocab_size, tokenizer_pre)
     _write_tensors(writer, model, arch, float_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -62,9 +76,49 @@ def write_gguf(
     return path
 
 
+def rope_parameters(config: Any) -> dict[str, Any]:
+    """Rotary settings (transformers 5's ``rope_parameters``, or the older ``rope_scaling``/``rope_theta``)."""
+    params = dict(getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {})
+    params.setdefault("rope_theta", getattr(config, "rope_theta", 10000.0))
+    params["rope_type"] = params.get("rope_type") or params.get("type") or "default"
+    return params
+
+
+def llama3_rope_factors(config: Any) -> np.ndarray:
+    """Llama 3's per-frequency rope scaling factors, as llama.cpp reads them from ``rope_freqs``."""
+    rope = rope_parameters(config)
+    dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    freqs = 1.0 / (rope["rope_theta"] ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+    factor, low, high = (
+        rope.get("factor", 8.0),
+        rope.get("low_freq_factor", 1.0),
+        rope.get("high_freq_factor", 4.0),
+    )
+    old_context = rope.get("original_max_position_embeddings", 8192)
+    low_wavelen, high_wavelen = old_context / low, old_context / high
+    factors = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_wavelen:
+            factors.append(1.0)
+        elif wavelen > low_wavelen:
+            factors.append(factor)
+        else:
+            smooth = (old_context / wavelen - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, dtype=np.float32)
+
+
+def _byte_level_bpe(tokenizer: Any) -> bool:
+    if not getattr(tokenizer, "is_fast", False):
+        return False
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    return spec.get("model", {}).get("type") == "BPE" and "ByteLevel" in json.dumps(spec.get("decoder"))
+
+
 def _write_hyperparameters(writer: gguf.GGUFWriter, config: Any, file_type: Any, name: str) -> None:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    rope = getattr(config, "rope_parameters", None) or {}
+    rope = rope_parameters(config)
     writer.add_name(name)
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
@@ -74,7 +128,10 @@ def _write_hyperparameters(writer: gguf.GGUFWriter, config: Any, file_type: Any,
     writer.add_head_count(config.num_attention_heads)
     writer.add_head_count_kv(config.num_key_value_heads)
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-    writer.add_rope_freq_base(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+    writer.add_rope_freq_base(rope["rope_theta"])
+    if rope["rope_type"] == "linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(rope["factor"])
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(file_type)
 
@@ -116,6 +173,9 @@ def _write_tensors(writer: gguf.GGUFWriter, model: Any, arch: Any, float_type: A
     config = model.config
     names = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
     tied = getattr(config, "tie_word_embeddings", False)
+    if rope_parameters(config)["rope_type"] == "llama3":
+        rope_freqs = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight"
+        writer.add_tensor(rope_freqs, llama3_rope_factors(config))
     for name, tensor in model.state_dict().items():
         if tied and name == "lm_head.weight":
             continue

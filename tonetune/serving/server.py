@@ -1,190 +1,264 @@
-"""``tonetune-serve``: an OpenAI-compatible chat-completions server on LitServe's OpenAI spec.
+"""``tonetune-serve``: an OpenAI-compatible chat-completions server (FastAPI + uvicorn, one process).
 
-Streaming and non-streaming answers with token usage, ``/v1/models``, request batching, optional
-persona system-prompt injection, and an optional API key read from the environment.
+Streaming and non-streaming answers with per-choice finish reasons and token usage, ``/v1/models``,
+several persona runs on one base (the request's ``model`` picks the adapter), batching through
+one inference thread, and an optional API key from the environment. Every request is validated
+before it is queued: a bad one gets a 400 naming the field and never reaches a batch.
+
+What is public: ``GET /health`` always. With a key set (``api_key_env``), everything else,
+``/docs`` and ``/openapi.json`` included, needs ``Authorization: Bearer <key>``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import json
 import logging
 import os
 import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
-import litserve as ls
-from fastapi import HTTPException, Request
-from litserve.specs.openai import ChatCompletionRequest, OpenAISpec
-from omegaconf import DictConfig
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
 
-from tonetune.models import as_dict
-from tonetune.serving.engine import Engine, PromptTooLongError
-from tonetune.serving.engine import Request as GenerationRequest
-from tonetune.serving.loading import load_model, system_prompt_for
+from tonetune.generation.engine import GenerationRequest, PromptTooLongError, encode_chat
+from tonetune.generation.sampling import Sampling, SamplingError
+from tonetune.persona import with_system_prompt
+from tonetune.serving.loading import Served, ServedModel
+from tonetune.serving.protocol import APIError, ChatCompletionRequest, validation_error
+from tonetune.serving.scheduler import Job, Scheduler, asyncio_sink
 
 log = logging.getLogger(__name__)
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-class PersonaOpenAISpec(OpenAISpec):
-    """LitServe's OpenAI spec plus ``GET /v1/models``."""
+@dataclass
+class ServerSettings:
+    """How the server batches and guards (``conf/serve.yaml``)."""
 
-    def __init__(self, model_name: str) -> None:
-        super().__init__()
-        self.model_name = model_name
-
-    def pre_setup(self, lit_api: ls.LitAPI) -> None:
-        """Register our extra endpoint next to chat completions."""
-        super().pre_setup(lit_api)
-        self.add_endpoint("/v1/models", self.list_models, ["GET"])
-
-    async def list_models(self) -> dict[str, Any]:
-        """The one model this server runs."""
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": self.model_name,
-                    "object": "model",
-                    "created": int(time.time()),
-                    "owned_by": "tonetune",
-                }
-            ],
-        }
+    api_key_env: str | None = "TONETUNE_SERVE_API_KEY"
+    max_batch_size: int = 8
+    batch_timeout: float = 0.05
+    max_n: int = 4
+    default_max_tokens: int = 256
+    timeout: float = 120.0
 
 
-class PersonaAPI(ls.LitAPI):
-    """Chat completions from a tonetune model; a batch of requests is decoded together."""
+def build_app(served: Served, settings: ServerSettings) -> FastAPI:
+    """The FastAPI app serving ``served``."""
+    scheduler = Scheduler(served.engine, settings.max_batch_size, settings.batch_timeout)
+    tokenizer = copy.deepcopy(served.engine.tokenizer)  # the API thread's own: tokenizers are not shared
 
-    def __init__(
-        self,
-        source: dict[str, Any],
-        model_name: str,
-        system_prompt: str = "auto",
-        default_max_tokens: int = 256,
-        api_key_env: str | None = None,
-        max_batch_size: int = 8,
-        batch_timeout: float = 0.05,
-    ) -> None:
-        super().__init__(
-            max_batch_size=max_batch_size, batch_timeout=batch_timeout, spec=PersonaOpenAISpec(model_name)
-        )
-        self.source = source
-        self.system_prompt_mode = system_prompt
-        self.default_max_tokens = default_max_tokens
-        self.api_key_env = api_key_env
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        scheduler.start()
+        yield
+        scheduler.stop()
 
-    def setup(self, device: str) -> None:
-        """Load the model once per worker."""
-        loaded = load_model(**self.source)
-        loaded.model.to(device)
-        self.engine = Engine(loaded.model, loaded.tokenizer)
-        self.system_prompt = system_prompt_for(loaded, self.system_prompt_mode)
+    app = FastAPI(title="tonetune", lifespan=lifespan)
+    app.middleware("http")(_authorize(settings.api_key_env))
+    app.exception_handler(APIError)(lambda _, err: err.response())
+    app.exception_handler(RequestValidationError)(lambda _, err: validation_error(err.errors()).response())
 
-    def authorize(self, request: Request) -> None:
-        """With ``api_key_env`` set in the environment, require ``Authorization: Bearer <key>``."""
-        key = os.environ.get(self.api_key_env or "")
-        if key and request.headers.get("authorization") != f"Bearer {key}":
-            raise HTTPException(
-                status_code=401, detail="invalid or missing API key (Authorization: Bearer ...)"
-            )
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
 
-    def decode_request(self, request: ChatCompletionRequest) -> GenerationRequest:
-        """Messages -> token ids, with the persona prompt injected when configured; 400 on bad input."""
-        messages = [{"role": m.role, "content": _text(m.content)} for m in request.messages]
-        if not messages:
-            raise HTTPException(status_code=400, detail="messages must contain at least one message")
-        if self.system_prompt and messages[0]["role"] != "system":
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        try:
-            input_ids = self.engine.tokenize(messages)
-        except PromptTooLongError as err:
-            raise HTTPException(status_code=400, detail=str(err)) from err
-        return GenerationRequest(
-            input_ids=input_ids,
-            max_new_tokens=request.max_tokens or self.default_max_tokens,
-            temperature=request.temperature or 0.0,
-            top_p=request.top_p or 1.0,
-        )
-
-    def batch(self, inputs: list[GenerationRequest]) -> list[GenerationRequest]:
-        """Requests arriving together are generated together."""
-        return list(inputs)
-
-    def predict(self, inputs: Any) -> Any:
-        """Stream new text per step, then each request's token usage."""
-        batched = isinstance(inputs, list)
-        requests = inputs if batched else [inputs]
-        for deltas in self.engine.stream(requests):
-            yield deltas if batched else deltas[0]
-        usage = [
-            {
-                "content": "",
-                "prompt_tokens": len(r.input_ids),
-                "completion_tokens": len(p.tokens) + (p.finish_reason == "stop"),
-                "total_tokens": len(r.input_ids) + len(p.tokens) + (p.finish_reason == "stop"),
-            }
-            for r, p in zip(requests, self.engine.last, strict=True)
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        created = int(time.time())
+        data = [
+            {"id": m.id, "object": "model", "created": created, "owned_by": "tonetune"}
+            for m in served.models.values()
         ]
-        yield usage if batched else usage[0]
+        return {"object": "list", "data": data}
 
-    def unbatch(self, output: Any) -> Any:
-        """Outputs stay per request."""
-        return output
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Any:
+        body = _parse(await request.body())
+        model = served.find(body.model)
+        if model is None:
+            raise APIError(
+                404, f"The model `{body.model}` does not exist (see /v1/models)", "model", "model_not_found"
+            )
+        job_requests = _generation_requests(body, model, settings, served.engine.max_context, tokenizer)
+        events: asyncio.Queue = asyncio.Queue()
+        job = Job(job_requests, asyncio_sink(asyncio.get_running_loop(), events))
+        scheduler.submit(job)
+        if not body.stream:
+            return await _complete(job, events, model, settings)
+        stream = _events(job, events, settings.timeout)
+        first = await anext(stream, None)  # an error before the first token is still an HTTP error
+        return StreamingResponse(_stream(first, stream, model, body, job), media_type="text/event-stream")
 
-    def encode_response(self, outputs: Any) -> Any:
-        """Assistant message chunks (the spec turns them into OpenAI responses)."""
-        for output in outputs:
-            if isinstance(output, list):
-                yield [_message(o) for o in output]
-            else:
-                yield _message(output)
+    return app
 
 
-def _message(output: str | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(output, dict):
-        return {"role": "assistant", **output}
-    return {"role": "assistant", "content": output}
+def _authorize(key_env: str | None) -> Any:
+    async def check(request: Request, call_next: Any) -> Any:
+        key = os.environ.get(key_env or "")
+        if key and request.url.path != "/health" and request.headers.get("authorization") != f"Bearer {key}":
+            return APIError(
+                401, "invalid or missing API key (Authorization: Bearer ...)", code="invalid_api_key"
+            ).response()
+        return await call_next(request)
+
+    return check
 
 
-def _text(content: Any) -> str:
-    """OpenAI message content: a string, or a list of parts of which we take the text ones."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part.get("text", "") if isinstance(part, dict) else getattr(part, "text", "") or ""
-            for part in content
+def _parse(raw: bytes) -> ChatCompletionRequest:
+    try:
+        return ChatCompletionRequest.model_validate(json.loads(raw))
+    except json.JSONDecodeError as err:
+        raise APIError(400, f"the request body is not valid JSON ({err.msg} at column {err.colno})") from err
+    except ValidationError as err:
+        raise validation_error(err.errors()) from err
+
+
+def _generation_requests(
+    body: ChatCompletionRequest,
+    model: ServedModel,
+    settings: ServerSettings,
+    max_context: int,
+    tokenizer: Any,
+) -> list[GenerationRequest]:
+    """One request per choice, each with its own sampling (and seed); 400 for what cannot be answered."""
+    if body.n > settings.max_n:
+        raise APIError(400, f"n: at most {settings.max_n} choices per request (max_n)", "n")
+    try:
+        input_ids = encode_chat(tokenizer, with_system_prompt(body.chat(), model.system_prompt), max_context)
+    except PromptTooLongError as err:
+        raise APIError(400, f"messages: {err}", "messages", "context_length_exceeded") from err
+    base = model.sampling
+    try:
+        sampling = Sampling(
+            max_new_tokens=body.limit or settings.default_max_tokens,
+            temperature=base.temperature if body.temperature is None else body.temperature,
+            top_p=base.top_p if body.top_p is None else body.top_p,
+            repetition_penalty=base.repetition_penalty
+            if body.repetition_penalty is None
+            else body.repetition_penalty,
+            seed=body.seed or 0,
         )
-    raise HTTPException(status_code=400, detail="message content must be a string or a list of text parts")
+    except SamplingError as err:
+        raise APIError(400, str(err), str(err).split("=", 1)[0]) from err
+    return [
+        GenerationRequest(input_ids, replace(sampling, seed=sampling.seed + i), model.adapter)
+        for i in range(body.n)
+    ]
 
 
-def build_server(cfg: DictConfig) -> ls.LitServer:
-    """A LitServer for ``cfg`` (see conf/serve.yaml)."""
-    source = {
-        "run_dir": cfg.run_dir,
-        "model_dir": cfg.model_dir,
-        "base_model": None if cfg.run_dir or cfg.model_dir else cfg.base_model,
-        "merge_adapter": cfg.merge_adapter,
+async def _events(job: Job, events: asyncio.Queue, timeout: float) -> AsyncIterator[tuple]:
+    """The job's events until it is done; an error event raises."""
+    try:
+        while True:
+            event = await asyncio.wait_for(events.get(), timeout)
+            if event[0] == "done":
+                return
+            if event[0] == "error":
+                raise APIError(500, event[1], kind="server_error")
+            yield event
+    except TimeoutError as err:
+        raise APIError(504, f"no answer within {timeout:.0f} s (timeout)", kind="server_error") from err
+    finally:
+        job.cancelled.set()
+
+
+async def _complete(
+    job: Job, events: asyncio.Queue, model: ServedModel, settings: ServerSettings
+) -> JSONResponse:
+    texts = [""] * len(job.requests)
+    finals: dict[int, Any] = {}
+    async for _, choice, delta in _events(job, events, settings.timeout):
+        texts[choice] += delta.text
+        if delta.finish_reason is not None:
+            finals[choice] = delta
+    choices = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": finals[i].finish_reason,
+        }
+        for i, text in enumerate(texts)
+    ]
+    completion_tokens = sum(d.completion_tokens for d in finals.values())
+    return JSONResponse(
+        {**_envelope("chat.completion", model), "choices": choices, "usage": _usage(job, completion_tokens)}
+    )
+
+
+async def _stream(
+    first: tuple | None, rest: AsyncIterator[tuple], model: ServedModel, body: ChatCompletionRequest, job: Job
+) -> AsyncIterator[str]:
+    envelope = _envelope("chat.completion.chunk", model)
+    completion_tokens = 0
+    for i in range(body.n):
+        yield _sse({**envelope, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""}}]})
+    try:
+        async for _, choice, delta in _chain(first, rest):
+            chunk = {
+                "index": choice,
+                "delta": {"content": delta.text} if delta.text else {},
+                "finish_reason": delta.finish_reason,
+            }
+            completion_tokens += delta.completion_tokens if delta.finish_reason else 0
+            yield _sse({**envelope, "choices": [chunk]})
+    except APIError as err:  # after the 200: an error event, which the official client raises as APIError
+        yield _sse(err.body())
+        return
+    if body.stream_options and body.stream_options.include_usage:
+        yield _sse({**envelope, "choices": [], "usage": _usage(job, completion_tokens)})
+    yield "data: [DONE]\n\n"
+
+
+async def _chain(first: tuple | None, rest: AsyncIterator[tuple]) -> AsyncIterator[tuple]:
+    if first is not None:
+        yield first
+    async for event in rest:
+        yield event
+
+
+def _envelope(kind: str, model: ServedModel) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": model.id,
     }
-    source["base_model"] = as_dict(source["base_model"]) if source["base_model"] is not None else None
-    api = PersonaAPI(
-        source,
-        model_name=cfg.model_name or _default_name(cfg),
-        system_prompt=cfg.system_prompt,
-        default_max_tokens=cfg.default_max_tokens,
-        api_key_env=cfg.api_key_env,
-        max_batch_size=cfg.max_batch_size,
-        batch_timeout=cfg.batch_timeout,
+
+
+def _usage(job: Job, completion_tokens: int) -> dict[str, int]:
+    prompt = len(job.requests[0].input_ids)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+    }
+
+
+def _sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def serve(served: Served, settings: ServerSettings, host: str, port: int) -> None:
+    """Run the server until SIGTERM or SIGINT (uvicorn stops within a few seconds, one process)."""
+    import uvicorn
+
+    if not os.environ.get(settings.api_key_env or "") and host not in LOOPBACK:
+        log.warning(
+            "Serving on %s without an API key: anyone who can reach port %d can use it (set %s)",
+            host,
+            port,
+            settings.api_key_env,
+        )
+    config = uvicorn.Config(
+        build_app(served, settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
     )
-    return ls.LitServer(
-        api, accelerator=cfg.accelerator, devices=1, workers_per_device=1, timeout=cfg.timeout
-    )
-
-
-def _default_name(cfg: DictConfig) -> str:
-    from pathlib import Path
-
-    if cfg.run_dir:
-        return f"tonetune-{Path(cfg.run_dir).name}"
-    if cfg.model_dir:
-        return Path(cfg.model_dir).name
-    return cfg.base_model.name
+    uvicorn.Server(config).run()

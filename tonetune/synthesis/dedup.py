@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tonetune.embeddings import embed
-from tonetune.synthesis.questions import Question
+from tonetune.data.questions import Question
+from tonetune.models.embeddings import embed
 
 _NOT_WORD = re.compile(r"[^\w\s]")
 

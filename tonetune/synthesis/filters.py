@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
-from tonetune.persona import compiled_markers, word_count
+from tonetune.persona import required_markers, within_length
+from tonetune.schemas import PersonaConfig
 
 DEFAULT_REFUSALS = [
     r"\bas an ai\b",
@@ -23,7 +23,7 @@ _MARKUP = re.compile(r"<\|[a-z_]+\|>|^\s*[\[{]|^\s*(system|user|assistant)\s*:",
 class AnswerFilter:
     """Which checks run, with the persona's length range and required markers."""
 
-    persona: Any
+    persona: PersonaConfig
     empty: bool = True
     refusal: bool = True
     unparseable: bool = True
@@ -34,8 +34,7 @@ class AnswerFilter:
 
     def __post_init__(self) -> None:
         self._refusals = [re.compile(p, re.IGNORECASE) for p in self.refusal_patterns]
-        required = {m["name"] for m in self.persona["markers"] if m.get("required")}
-        self._required = {name: rx for name, rx in compiled_markers(self.persona).items() if name in required}
+        self._required = required_markers(self.persona)
 
     def reason(self, text: str, finish_reason: str = "stop") -> str | None:
         """Why ``text`` is rejected (``empty``, ``refusal``, ``length``, ``missing_<marker>``...), or None."""
@@ -47,8 +46,7 @@ class AnswerFilter:
             return "refusal"
         if self.truncated and finish_reason == "length":
             return "truncated"
-        words = word_count(text)
-        if self.length and not self.persona["min_words"] <= words <= self.persona["max_words"]:
+        if self.length and not within_length(text, self.persona):
             return "length"
         if self.markers:
             for name, rx in self._required.items():

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from tonetune.data.loading import read_jsonl
-from tonetune.errors import DataError
-from tonetune.synthesis.requests import ChatRequest
+from tonetune.llm.replies import extract_json
+from tonetune.llm.requests import ChatRequest
 
 JSON_INSTRUCTIONS = 'Reply with a JSON object {"questions": ["...", "..."]} and nothing else.'
 LIST_INSTRUCTIONS = "Write one question per line, numbered, and nothing else."
 _PREFIX = re.compile(r"^\s*(?:(?:\(?\d+\s*[.)\]:-]|[-*•]|(?:question|q)\s*\d*\s*[:.])\s*)+", re.IGNORECASE)
 _AFTER_QUESTION_MARK = re.compile(r"(?<=\?)\s+")
 MIN_WORDS, MAX_WORDS = 3, 40
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class Question:
-    """A question, its category, and where it came from (``teacher`` or a file path)."""
-
-    text: str
-    category: str
-    source: str = "teacher"
 
 
 def question_request(
@@ -60,7 +45,7 @@ def parse_question_list(text: str) -> list[str]:
     Small models put several numbered questions on one line, or prefix them with "Question:";
     plain text is cut after every question mark and stripped of such marks.
     """
-    parsed = _parse_json_list(text)
+    parsed = _json_list(text)
     if parsed is not None:
         pieces = [str(item) for item in parsed]
     else:
@@ -73,30 +58,8 @@ def parse_question_list(text: str) -> list[str]:
     return questions
 
 
-def _parse_json_list(text: str) -> list[Any] | None:
-    fenced = _FENCE.search(text)
-    candidate = fenced.group(1) if fenced else text
-    try:
-        data = json.loads(candidate.strip())
-    except json.JSONDecodeError:
-        return None
+def _json_list(text: str) -> list | None:
+    data = extract_json(text)
     if isinstance(data, dict):
         data = next((v for v in data.values() if isinstance(v, list)), None)
     return data if isinstance(data, list) else None
-
-
-def read_question_file(path: str | Path, default_category: str = "user") -> list[Question]:
-    """Questions from a text file (one per line) or JSONL (``question`` and optional ``category``)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"questions.files: {path}: no such file")
-    if path.suffix == ".jsonl":
-        questions = []
-        for where, row in read_jsonl(path):
-            text = row.get("question")
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"{where}: field 'question' is missing or empty")
-            questions.append(Question(text.strip(), str(row.get("category") or default_category), str(path)))
-        return questions
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [Question(line.strip(), default_category, str(path)) for line in lines if line.strip()]

@@ -1,4 +1,10 @@
-"""What a training run leaves behind: model weights, tokenizer, resolved config, metrics."""
+"""What a training run leaves behind: model weights, tokenizer, resolved config, metrics.
+
+Which weights ``model/`` holds is one rule, ``checkpoint.select``: ``last`` (the weights when
+training ended) or ``best`` (the checkpoint with the lowest validation loss). The recipes use
+``last``: on persona data the validation loss bottoms out early while the tone keeps improving
+(docs/RESULTS.md), so the lowest loss is not the best persona.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +12,71 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from peft import PeftModel
-from transformers import PreTrainedTokenizerBase
+from transformers import GenerationConfig, PreTrainedTokenizerBase
 
+from tonetune.models.loss import causal_lm
+from tonetune.models.runs import CONFIG_FILE, MODEL_DIR
 from tonetune.runtime import save_resolved_config
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = "model"
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.json"
-
 
 def save_run(run_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase, cfg: DictConfig) -> Path:
-    """Save adapter (or full) weights as safetensors with the tokenizer and the resolved config.
+    """Save adapter (or full) weights as safetensors with the tokenizer, generation defaults and config.
 
     LoRA/DoRA/QLoRA runs save only the adapter (``adapter_model.safetensors``); freeze and full
-    runs save the whole model, since their base weights changed.
+    runs save the whole model, since their base weights changed. ``generation_config.json`` holds
+    the evaluation's sampling (repetition penalty included): the chat and the server decode as the
+    evaluation did, unless told otherwise.
     """
     model_dir = run_dir / MODEL_DIR
-    if isinstance(model, PeftModel):
-        model.save_pretrained(model_dir)
-    else:
+    if not isinstance(model, PeftModel):
         model.config.use_cache = True
-        model.save_pretrained(model_dir)
+    model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
+    generation_defaults(model, cfg.evaluation.sampling).save_pretrained(model_dir)
     save_resolved_config(cfg, run_dir / CONFIG_FILE)
     return model_dir
+
+
+def generation_defaults(model: Any, sampling: DictConfig) -> GenerationConfig:
+    """The model's generation config (its stop tokens) with the evaluation's decoding settings."""
+    config = GenerationConfig.from_dict(causal_lm(model).generation_config.to_dict())
+    greedy = float(sampling.temperature) == 0.0
+    config.update(
+        max_new_tokens=int(sampling.max_new_tokens),
+        do_sample=not greedy,
+        temperature=None if greedy else float(sampling.temperature),
+        top_p=None if greedy else float(sampling.top_p),
+        repetition_penalty=float(sampling.repetition_penalty),
+    )
+    return config
+
+
+def select_weights(trainer: L.Trainer, module: L.LightningModule, select: str) -> str:
+    """Load the best checkpoint's trainable weights into ``module`` when ``select`` is ``best``.
+
+    Returns what ``model/`` will hold: ``last``, or ``best (<checkpoint>)``.
+    """
+    best = best_checkpoint_path(trainer)
+    if select != "best":
+        return "last"
+    if not best:
+        log.warning(
+            "checkpoint.select=best but no best checkpoint was kept (no validation ran): saving the last"
+        )
+        return "last (no best checkpoint)"
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state, strict=False)
+    return f"best ({best})"
+
+
+def best_checkpoint_path(trainer: L.Trainer) -> str:
+    """The path of the best checkpoint kept by the (first) ModelCheckpoint, or ''."""
+    keeper = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+    return keeper.best_model_path if keeper is not None else ""

@@ -1,11 +1,17 @@
-"""Callbacks that Lightning does not ship: parameter counts; a factory for token throughput."""
+"""Callbacks Lightning does not ship: the last checkpoint, saving on Ctrl-C, parameter counts, throughput."""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ThroughputMonitor
+from lightning.pytorch.callbacks import Checkpoint, ThroughputMonitor
+
+log = logging.getLogger(__name__)
 
 
 def token_throughput_monitor(window_size: int = 5) -> ThroughputMonitor:
@@ -26,3 +32,64 @@ class ParameterCount(L.Callback):
         counts["params/trainable_pct"] = 100.0 * counts["params/trainable"] / max(counts["params/total"], 1)
         for logger in trainer.loggers:
             logger.log_metrics(counts, step=0)
+
+
+class LastCheckpoint(Checkpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` optimizer steps and at every epoch's end.
+
+    What ``ckpt_path=`` resumes from after a crash: weights, optimizer, scheduler and the position
+    inside the epoch. Written to a temporary file and renamed, so a kill mid-write leaves the
+    previous one whole.
+    """
+
+    def __init__(self, dirpath: str, every_n_train_steps: int = 10, filename: str = "last.ckpt") -> None:
+        self.path = Path(dirpath) / filename
+        self.every_n_train_steps = every_n_train_steps
+        self._saved_step = -1
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        """Save every N optimizer steps."""
+        step = trainer.global_step
+        if self.every_n_train_steps and step % self.every_n_train_steps == 0:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """Save at the end of every epoch (after its validation)."""
+        self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> None:
+        """Write ``last.ckpt`` once per optimizer step at most."""
+        if trainer.sanity_checking or trainer.global_step == self._saved_step or trainer.fast_dev_run:
+            return
+        self._saved_step = trainer.global_step
+        staging = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(staging)
+        if trainer.is_global_zero:
+            os.replace(staging, self.path)
+
+
+class SaveOnInterrupt(L.Callback):
+    """On Ctrl-C, save what a user needs: ``last.ckpt`` to resume and ``model/`` with the current weights.
+
+    Args:
+        save_run: Writes ``model/`` and ``config.yaml`` from the module (the train task's own saver).
+        checkpoint: Where the resumable checkpoint goes.
+    """
+
+    def __init__(self, save_run: Callable[[Any], Path], checkpoint: Path) -> None:
+        self.save_run = save_run
+        self.checkpoint = checkpoint
+
+    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
+        """Only for KeyboardInterrupt; other failures keep the last good checkpoint as it is."""
+        if not isinstance(exception, KeyboardInterrupt):
+            return
+        trainer.save_checkpoint(self.checkpoint)
+        if trainer.is_global_zero:
+            model_dir = self.save_run(pl_module)
+            message = (
+                f"Interrupted at step {trainer.global_step}: saved the current weights to {model_dir} and "
+                f"a resumable checkpoint; resume with ckpt_path={self.checkpoint}"
+            )
+            log.warning(message)
+            print(message, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -12,67 +13,95 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig
 
-from tonetune.models import load_tokenizer
+from tonetune.config import plain, typed
+from tonetune.models.adapters import build_trainable_model
+from tonetune.models.loading import load_tokenizer
+from tonetune.models.runs import METRICS_FILE
 from tonetune.persona import persona_instructions
-from tonetune.runtime import instantiate_named, resolved_job_config, task_wrapper, write_json
-from tonetune.training.artifacts import METRICS_FILE, save_run
+from tonetune.runtime import instantiate_named, resolved_job_config, write_json
+from tonetune.schemas import AdapterConfig, BaseModelConfig, ObjectiveConfig, PersonaConfig
+from tonetune.training.artifacts import best_checkpoint_path, save_run, select_weights
+from tonetune.training.callbacks import SaveOnInterrupt
+from tonetune.training.checks import check_options, check_resumable, read_checkpoint
 from tonetune.training.module import ToneTuneModule
+from tonetune.training.objectives import build_objective
 
 log = logging.getLogger(__name__)
 
 
-@task_wrapper
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Build data, model, callbacks, loggers and trainer from ``cfg``; fit; save the run folder."""
+    """Build data, model, callbacks, loggers and trainer from ``cfg``; fit; save the run folder.
+
+    ``tonetune.workflows.run_training`` is the whole task (evaluation after training, W&B closed).
+    """
+    check_options(cfg)
+    checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir)
-    tokenizer = load_tokenizer(cfg.base_model)
-    system_prompt = persona_instructions(cfg.persona) if cfg.prepend_system_prompt else None
+    base_model, adapter = typed(BaseModelConfig, cfg.base_model), typed(AdapterConfig, cfg.adapter)
+    tokenizer = load_tokenizer(base_model)
+    system_prompt = (
+        persona_instructions(typed(PersonaConfig, cfg.persona)) if cfg.prepend_system_prompt else None
+    )
     datamodule = hydra.utils.instantiate(cfg.data, tokenizer=tokenizer, system_prompt=system_prompt)
     datamodule.setup("fit")
+    trainer = _trainer(cfg, run_dir, lambda m: save_run(run_dir, m.model, tokenizer, cfg))
     module = ToneTuneModule(
-        base_model=cfg.base_model,
-        adapter=cfg.adapter,
+        model=build_trainable_model(base_model, adapter),
+        objective=build_objective(typed(ObjectiveConfig, cfg.objective)),
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        total_steps=optimizer_steps(trainer, len(datamodule.train_dataloader())),
+        hparams={key: plain(cfg[key]) for key in ("base_model", "adapter", "objective")},
         **cfg.module,
     )
-    loggers = instantiate_named(cfg.get("logger"))
-    callbacks = _compatible(instantiate_named(cfg.get("callbacks")), loggers, cfg.trainer)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(resolved_job_config(cfg))
+    if checkpoint is not None:
+        check_resumable(checkpoint, module, cfg.ckpt_path)
+        del checkpoint
 
     baseline = {}
     if cfg.get("validate_before_training"):
-        scores = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+        scores = trainer.validate(module, datamodule=datamodule, verbose=False, weights_only=True)[0]
         baseline = {f"{name}_before": value for name, value in scores.items()}
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     seconds = time.perf_counter() - started
 
     metrics = {**baseline, **_final_metrics(trainer, module, seconds)}
+    metrics["model_weights"] = select_weights(trainer, module, cfg.checkpoint.select)
     if trainer.is_global_zero:
         model_dir = save_run(run_dir, module.model, tokenizer, cfg)
-        if cfg.get("evaluate_after_training"):
-            metrics.update(_evaluate(run_dir, cfg, loggers))
         write_json(metrics, run_dir / METRICS_FILE)
         log.info("Model saved to %s; metrics in %s", model_dir, run_dir / METRICS_FILE)
-    return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}
+    objects = {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}
+    return metrics, {**objects, "tokenizer": tokenizer}
 
 
-def _evaluate(run_dir: Path, cfg: DictConfig, loggers: list[Any]) -> dict[str, float]:
-    """Evaluate the saved run (report in <run>/evaluation); metrics as eval/<contestant>/<metric>."""
-    from tonetune.evaluation.evaluate import EVALUATION_DIR, evaluate_run
+def _trainer(cfg: DictConfig, run_dir: Path, save: Any) -> L.Trainer:
+    """The Lightning Trainer with the configured callbacks and loggers, saving the run on Ctrl-C."""
+    loggers = instantiate_named(cfg.get("logger"))
+    callbacks = _compatible(instantiate_named(cfg.get("callbacks")), loggers, cfg.trainer)
+    callbacks.append(SaveOnInterrupt(save, run_dir / "checkpoints" / "last.ckpt"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(resolved_job_config(cfg))
+    return trainer
 
-    result, _ = evaluate_run(
-        run_dir, cfg.evaluation, run_dir / EVALUATION_DIR, loggers, Path(cfg.paths.response_cache)
-    )
-    return {
-        f"eval/{name}/{metric}": value
-        for name, scores in result["metrics"].items()
-        for metric, value in scores.items()
-    }
+
+def optimizer_steps(trainer: L.Trainer, batches_per_epoch: int) -> int:
+    """The optimizer steps ``fit`` will take, for the LR schedule.
+
+    Lightning's ``estimated_stepping_batches`` would set up the train loader before a checkpoint's
+    loop state is restored, and a resumed run then loses its position inside the epoch (Lightning
+    issue #20550); this counts from the data and the trainer's settings instead.
+    """
+    per_process = math.ceil(batches_per_epoch / max(trainer.world_size, 1))
+    limit = trainer.limit_train_batches
+    per_process = min(per_process, limit) if isinstance(limit, int) else int(per_process * (limit or 1.0))
+    per_epoch = max(1, math.ceil(per_process / trainer.accumulate_grad_batches))
+    epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+    total = per_epoch * epochs
+    return min(total, trainer.max_steps) if trainer.max_steps and trainer.max_steps > 0 else total
 
 
 def _compatible(callbacks: list[Any], loggers: list[Any], trainer_cfg: DictConfig) -> list[Any]:
@@ -96,7 +125,6 @@ def _final_metrics(trainer: L.Trainer, module: ToneTuneModule, seconds: float) -
             "train/tokens_per_s": module.tokens_trained / seconds if seconds > 0 else 0.0,
         }
     )
-    checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None and checkpoint.best_model_path:
-        metrics["best_checkpoint"] = checkpoint.best_model_path
+    if best := best_checkpoint_path(trainer):
+        metrics["best_checkpoint"] = best
     return metrics

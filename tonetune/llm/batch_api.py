@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
-from tonetune.synthesis.requests import ChatRequest
-from tonetune.synthesis.teachers import OnResult, TeacherError, result_from_body
+from tonetune.llm.client import LLMError, OnResult
+from tonetune.llm.openai_api import result_from_completion
+from tonetune.llm.requests import ChatRequest
 
 if TYPE_CHECKING:
-    from tonetune.synthesis.teachers import OpenAITeacher
+    from tonetune.llm.openai_api import OpenAIClient
 
 log = logging.getLogger(__name__)
 
@@ -28,31 +29,29 @@ ENDPOINT = "/v1/chat/completions"
 FINAL = {"completed", "failed", "expired", "cancelled"}
 
 
-def run_batch(teacher: OpenAITeacher, requests: list[ChatRequest], store: OnResult, desc: str) -> None:
+def run_batch(client: OpenAIClient, requests: list[ChatRequest], store: OnResult, desc: str) -> None:
     """Submit ``requests`` as one batch (or resume the one already submitted), poll, store results."""
     from openai import OpenAI
 
-    client = OpenAI(**teacher.client_options())
-    keys = [r.key(teacher.cache_namespace) for r in requests]
-    state_path = _state_path(teacher, keys)
-    batch_id = _read_state(state_path) or _submit(client, teacher, requests, keys, state_path)
-    batch = _poll(client, batch_id, len(requests), teacher.batch_poll_seconds, desc)
+    api = OpenAI(**client.client_options())
+    keys = [r.key(client.cache_namespace) for r in requests]
+    state_path = _state_path(client, keys)
+    batch_id = _read_state(state_path) or _submit(api, client, requests, keys, state_path)
+    batch = _poll(api, batch_id, len(requests), client.batch_poll_seconds, desc)
     if batch.status != "completed":
         state_path.unlink(missing_ok=True)  # nothing more will come from it: the next run resubmits
-        raise TeacherError(
-            f"OpenAI batch {batch_id} ended {batch.status}; re-run to submit the missing requests"
-        )
-    failed = _store_output(client, batch, {key: i for i, key in enumerate(keys)}, store)
+        raise LLMError(f"OpenAI batch {batch_id} ended {batch.status}; re-run to submit the missing requests")
+    failed = _store_output(api, batch, {key: i for i, key in enumerate(keys)}, store)
     state_path.unlink(missing_ok=True)
     if failed:
-        raise TeacherError(
+        raise LLMError(
             f"{failed} requests of batch {batch_id} failed; the others are cached: re-run to resume"
         )
 
 
-def _state_path(teacher: OpenAITeacher, keys: list[str]) -> Path:
+def _state_path(client: OpenAIClient, keys: list[str]) -> Path:
     job = hashlib.sha256("".join(sorted(keys)).encode()).hexdigest()[:16]
-    folder = teacher.cache.path.parent if teacher.cache is not None else Path(".")
+    folder = client.cache.path.parent if client.cache is not None else Path(".")
     return folder / f"batch-{job}.json"
 
 
@@ -64,15 +63,15 @@ def _read_state(path: Path) -> str | None:
     return batch_id
 
 
-def _submit(client, teacher: OpenAITeacher, requests: list[ChatRequest], keys: list[str], state: Path) -> str:
+def _submit(api, client: OpenAIClient, requests: list[ChatRequest], keys: list[str], state: Path) -> str:
     lines = [
         json.dumps(
-            {"custom_id": key, "method": "POST", "url": ENDPOINT, "body": teacher.request_body(request)}
+            {"custom_id": key, "method": "POST", "url": ENDPOINT, "body": client.request_body(request)}
         )
         for key, request in zip(keys, requests, strict=True)
     ]
-    upload = client.files.create(file=("requests.jsonl", "\n".join(lines).encode()), purpose="batch")
-    batch = client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT, completion_window="24h")
+    upload = api.files.create(file=("requests.jsonl", "\n".join(lines).encode()), purpose="batch")
+    batch = api.batches.create(input_file_id=upload.id, endpoint=ENDPOINT, completion_window="24h")
     staging = state.with_suffix(".tmp")
     staging.write_text(
         json.dumps({"batch_id": batch.id, "input_file_id": upload.id, "requests": len(requests)})
@@ -82,10 +81,10 @@ def _submit(client, teacher: OpenAITeacher, requests: list[ChatRequest], keys: l
     return batch.id
 
 
-def _poll(client, batch_id: str, total: int, every: float, desc: str):
+def _poll(api, batch_id: str, total: int, every: float, desc: str):
     with tqdm(total=total, desc=f"{desc} (batch)", unit="req") as progress:
         while True:
-            batch = client.batches.retrieve(batch_id)
+            batch = api.batches.retrieve(batch_id)
             counts = batch.request_counts
             done = (counts.completed + counts.failed) if counts else 0
             progress.update(done - progress.n)
@@ -94,20 +93,21 @@ def _poll(client, batch_id: str, total: int, every: float, desc: str):
             time.sleep(every)
 
 
-def _store_output(client, batch, index_of: dict[str, int], store: OnResult) -> int:
+def _store_output(api, batch, index_of: dict[str, int], store: OnResult) -> int:
+    from openai.types.chat import ChatCompletion
+
     failed = 0
     if batch.output_file_id:
-        for line in client.files.content(batch.output_file_id).text.splitlines():
+        for line in api.files.content(batch.output_file_id).text.splitlines():
             if not line.strip():
                 continue
             record = json.loads(line)
             response = record.get("response") or {}
             if record["custom_id"] in index_of and response.get("status_code") == 200:
-                store(index_of[record["custom_id"]], result_from_body(response["body"]))
+                completion = ChatCompletion.model_validate(response["body"])
+                store(index_of[record["custom_id"]], result_from_completion(completion))
             else:
                 failed += 1
     if batch.error_file_id:
-        failed += sum(
-            1 for line in client.files.content(batch.error_file_id).text.splitlines() if line.strip()
-        )
+        failed += sum(1 for line in api.files.content(batch.error_file_id).text.splitlines() if line.strip())
     return failed

@@ -1,10 +1,10 @@
-"""What we ask a teacher and what it answers, with a stable key for caching."""
+"""What we ask an LLM and what it answers, with a stable key for caching."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 Messages = list[dict[str, str]]
@@ -43,14 +43,13 @@ class ChatRequest:
 
 @dataclass
 class ChatResult:
-    """A teacher's answer with its token usage; ``cached`` when no request was sent this run."""
+    """An LLM's answer with its token usage; ``cached`` when no request was sent this run."""
 
     text: str
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Serialised for the cache (without the ``cached`` flag)."""

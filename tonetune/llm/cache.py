@@ -1,4 +1,4 @@
-"""Every teacher response on disk the moment it arrives, so no paid request is ever sent twice.
+"""Every LLM response on disk the moment it arrives, so no paid request is ever sent twice.
 
 SQLite commits each response in its own transaction: a process killed at any instant leaves
 every earlier response readable and no half-written one.
@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from tonetune.synthesis.requests import ChatRequest, ChatResult
+from tonetune.llm.requests import ChatRequest, ChatResult
 
 
 class ResponseCache:

@@ -1,0 +1,72 @@
+"""The line-up: the models an evaluation holds (one copy where one is enough) and its contestants.
+
+An adapter run's base and fine-tuned contestants are one model with the adapter off or on; a
+freeze/full run needs its base beside it. After training, the model already in memory is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import hydra
+from peft import PeftModel
+
+from tonetune.evaluation.contestants import Contestant, EndpointContestant, LocalContestant
+from tonetune.evaluation.settings import EvaluationSettings
+from tonetune.generation.engine import BASE, Engine
+from tonetune.llm.cache import ResponseCache
+from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.models.runs import Run, load_run_model
+from tonetune.persona import persona_instructions
+
+
+@dataclass
+class Models:
+    """Engines for the fine-tuned model and its base, and the adapter that selects each."""
+
+    finetuned: Engine
+    finetuned_adapter: str | None
+    base: Engine
+    base_adapter: str | None
+
+    @property
+    def shared(self) -> bool:
+        """Whether base and fine-tuned are one copy of the weights."""
+        return self.base is self.finetuned
+
+
+def load_models(run: Run) -> Models:
+    """Load ``run``: one model for adapter runs, the run and its base for freeze/full runs."""
+    model, tokenizer = load_run_model(run)
+    return models_from(run, model, tokenizer)
+
+
+def models_from(run: Run, model: Any, tokenizer: Any) -> Models:
+    """Models around a fine-tuned model already in memory (e.g. just trained)."""
+    finetuned = Engine(model, tokenizer)
+    if isinstance(model, PeftModel):
+        return Models(finetuned, None, finetuned, BASE)
+    base = Engine(load_causal_lm(run.base_model), load_tokenizer(run.base_model))
+    return Models(finetuned, None, base, None)
+
+
+def build_contestants(
+    settings: EvaluationSettings, run: Run, models: Models, cache: ResponseCache
+) -> list[Contestant]:
+    """Every configured contestant, in config order."""
+    prompt = persona_instructions(run.persona)
+    contestants: list[Contestant] = []
+    for name, spec in settings.contestants.items():
+        with_prompt = spec.system_prompt if spec.system_prompt is not None else run.trained_with_prompt
+        system = prompt if with_prompt else None
+        if spec.source == "base":
+            contestants.append(LocalContestant(name, models.base, models.base_adapter, system))
+        elif spec.source == "run":
+            contestants.append(LocalContestant(name, models.finetuned, models.finetuned_adapter, system))
+        else:
+            client = hydra.utils.instantiate(
+                spec.endpoint, cache=cache, role=f"evaluation.contestants.{name}.endpoint"
+            )
+            contestants.append(EndpointContestant(name, client, system))
+    return contestants

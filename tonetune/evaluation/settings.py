@@ -1,0 +1,85 @@
+"""The evaluation's settings as typed objects (``conf/evaluation/``), converted once per task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig
+
+from tonetune.config import typed
+from tonetune.errors import ConfigError
+from tonetune.generation.sampling import Sampling
+
+REFERENCE = "reference"
+"""The row of the dataset's own reference answers (not a contestant)."""
+
+
+@dataclass
+class QuestionSettings:
+    """Which questions: a dataset split, or any list (text, or JSONL with ``question``)."""
+
+    source: str | None = None
+    """null: the run's own data; else a dataset, a .jsonl file or a .txt list (one question a line)."""
+    split: str = "test"
+    limit: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    """More question lists to evaluate on, by name (e.g. the question set's held-out list)."""
+
+
+@dataclass
+class ContestantSpec:
+    """Who answers: the run's base model, the run itself, or an OpenAI-compatible endpoint."""
+
+    source: str = "base"
+    system_prompt: bool | None = None
+    """Whether the persona's prompt is given; null: as the run was trained."""
+    endpoint: Any = None
+    """An LLM client config (``_target_``) for ``source: endpoint``."""
+
+
+@dataclass
+class ClassifierSettings:
+    """The tone classifier: persona answers against the base model's own."""
+
+    max_examples: int = 200
+    folds: int = 5
+    seed: int = 0
+
+
+@dataclass
+class EvaluationSettings:
+    """Everything an evaluation needs."""
+
+    questions: QuestionSettings
+    contestants: dict[str, ContestantSpec]
+    sampling: Sampling
+    batch_size: int
+    classifier: ClassifierSettings
+    judge: Any
+    judge_candidate: str
+    samples_in_report: int
+
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig) -> EvaluationSettings:
+        """Convert ``cfg.evaluation`` (or an equivalent node) once."""
+        contestants = {name: typed(ContestantSpec, spec) for name, spec in cfg.contestants.items() if spec}
+        if REFERENCE in contestants:
+            raise ConfigError(
+                f"evaluation.contestants.{REFERENCE}: the name is taken by the dataset's reference answers"
+            )
+        for name, spec in contestants.items():
+            if spec.source not in {"base", "run", "endpoint"}:
+                raise ConfigError(
+                    f"evaluation.contestants.{name}.source={spec.source!r} is not base, run or endpoint"
+                )
+        return cls(
+            questions=typed(QuestionSettings, cfg.questions),
+            contestants=contestants,
+            sampling=Sampling(**cfg.sampling),
+            batch_size=int(cfg.batch_size),
+            classifier=typed(ClassifierSettings, cfg.classifier),
+            judge=cfg.get("judge"),
+            judge_candidate=str(cfg.judge_candidate),
+            samples_in_report=int(cfg.samples_in_report),
+        )

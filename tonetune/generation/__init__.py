@@ -1,0 +1,1 @@
+"""One generation engine for evaluation, the local LLM client, the server, the chat and the arena."""

@@ -1,0 +1,87 @@
+"""A model in this process as an LLM client: the embedded SmolLM2 by default, batched on the engine.
+
+Fine-tuning a model on its own persona-prompted answers is context distillation: the tone moves
+from the prompt into the weights. A larger teacher writes better data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from tonetune.config import typed
+from tonetune.generation.engine import Engine, GenerationRequest
+from tonetune.generation.sampling import Sampling
+from tonetune.llm.cache import ResponseCache
+from tonetune.llm.client import LLMClient, OnResult
+from tonetune.llm.requests import ChatRequest, ChatResult
+from tonetune.schemas import BaseModelConfig
+
+
+class LocalClient(LLMClient):
+    """Answers with a base model loaded here; every request decodes with its own seed.
+
+    Args:
+        base_model: Which model (loaded on first use unless ``engine`` is given).
+        batch_size: Requests decoded together.
+        engine: An engine already holding this model (the evaluation shares its copy).
+        adapter: Which adapter of ``engine`` answers (``BASE`` for the bare base model).
+    """
+
+    def __init__(
+        self,
+        base_model: Any,
+        batch_size: int = 16,
+        cache: ResponseCache | None = None,
+        prices: dict[str, float] | None = None,
+        role: str = "teacher",
+        engine: Engine | None = None,
+        adapter: str | None = None,
+    ) -> None:
+        super().__init__(cache, prices, role)
+        self.base_model = typed(BaseModelConfig, base_model)
+        self.model = f"local:{self.base_model.name}"
+        self.batch_size = batch_size
+        self._engine = engine
+        self.adapter = adapter
+
+    def engine(self) -> Engine:
+        """The engine, loading the model on first use."""
+        if self._engine is None:
+            from tonetune.models.loading import load_causal_lm, load_tokenizer
+
+            self._engine = Engine(load_causal_lm(self.base_model), load_tokenizer(self.base_model))
+        return self._engine
+
+    def _complete_missing(self, requests: list[ChatRequest], store: OnResult, desc: str) -> None:
+        """Decode in batches of similar prompt length; each batch is cached as soon as it is done."""
+        engine = self.engine()
+        prompts = [
+            GenerationRequest(engine.encode(r.chat), self._sampling(r), self.adapter) for r in requests
+        ]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i].input_ids))
+        with tqdm(total=len(requests), desc=desc, unit="req") as progress:
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                for index, answer in zip(chunk, engine.generate([prompts[i] for i in chunk]), strict=True):
+                    result = ChatResult(
+                        answer.text.strip(),
+                        answer.finish_reason,
+                        answer.prompt_tokens,
+                        answer.completion_tokens,
+                    )
+                    store(index, result)
+                progress.update(len(chunk))
+
+    def _sampling(self, request: ChatRequest) -> Sampling:
+        """The request's temperature and limit; its seed from its key, so answers never depend on batches."""
+        return Sampling(
+            max_new_tokens=request.max_tokens,
+            temperature=request.temperature,
+            seed=int(request.key(self.model)[:8], 16),
+        )
+
+    def close(self) -> None:
+        """Free the model (unless it was lent by the caller)."""
+        self._engine = None

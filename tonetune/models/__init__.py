@@ -1,0 +1,1 @@
+"""Models: loading base models and runs, adapters, the loss, sentence embeddings."""

@@ -1,0 +1,53 @@
+"""Tasks made of several stages: training, then the evaluation of the model still in memory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from tonetune.models.runs import METRICS_FILE, read_run
+from tonetune.runtime import task_wrapper, write_json
+
+log = logging.getLogger(__name__)
+
+
+@task_wrapper
+def run_training(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``tonetune-train``: fit and save; with ``evaluate_after_training``, evaluate the trained model
+    as it is in memory (no second load), report in ``<run>/evaluation``, metrics as eval/<who>/<metric>.
+    """
+    from tonetune.training.train import train
+
+    metrics, objects = train(cfg)
+    trainer = objects["trainer"]
+    if cfg.get("evaluate_after_training") and trainer.is_global_zero:
+        metrics.update(evaluate_trained(cfg, objects))
+        write_json(metrics, Path(objects["run_dir"]) / METRICS_FILE)
+    return metrics, objects
+
+
+def evaluate_trained(cfg: DictConfig, objects: dict[str, Any]) -> dict[str, float]:
+    """Evaluate the module's model (adapter runs: base and fine-tuned from this one copy)."""
+    from tonetune.evaluation.evaluate import EVALUATION_DIR, evaluate_run
+    from tonetune.evaluation.lineup import models_from
+    from tonetune.evaluation.settings import EvaluationSettings
+
+    run = read_run(objects["run_dir"])
+    models = models_from(run, objects["module"].model, objects["tokenizer"])
+    result, _ = evaluate_run(
+        run,
+        EvaluationSettings.from_cfg(cfg.evaluation),
+        models,
+        run.dir / EVALUATION_DIR,
+        list(objects["trainer"].loggers),
+        Path(cfg.paths.response_cache),
+    )
+    return {
+        f"eval/{name}/{metric}": value
+        for name, scores in result["metrics"].items()
+        for metric, value in scores.items()
+        if value is not None
+    }
