@@ -13,9 +13,11 @@ import argparse
 import time
 
 from bench.common import shared_rows
-from tests.conftest import compose_config
-from tonetune.generation import Sampling, generate_chat
-from tonetune.models import load_causal_lm, load_tokenizer
+from tonetune.config import compose, typed
+from tonetune.generation.engine import Engine
+from tonetune.generation.sampling import Sampling
+from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.schemas import BaseModelConfig
 
 
 def main() -> None:
@@ -25,14 +27,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args()
 
-    spec = compose_config("train", ["paths.output_dir=/tmp/unused"]).base_model
-    model, tokenizer = load_causal_lm(spec).eval(), load_tokenizer(spec)
+    spec = typed(BaseModelConfig, compose("train", ["paths.output_dir=/tmp/unused"]).base_model)
+    engine = Engine(load_causal_lm(spec), load_tokenizer(spec))
     chats = [[{"role": "user", "content": r["question"]}] for r in shared_rows("test")[: args.questions]]
     sampling = Sampling(max_new_tokens=args.max_new_tokens)
     timings, answers = {}, {}
     for name, batch_size in (("one at a time", 1), (f"batches of {args.batch_size}", args.batch_size)):
         started = time.perf_counter()
-        answers[name] = generate_chat(model, tokenizer, chats, sampling, batch_size, progress=False)
+        answers[name] = engine.chat(chats, sampling, batch_size=batch_size, progress=False)
         timings[name] = time.perf_counter() - started
         tokens = sum(a.completion_tokens for a in answers[name])
         print(f"{name:>16}: {timings[name]:.1f}s, {tokens / timings[name]:.1f} tokens/s")

@@ -32,8 +32,8 @@ def start(max_batch_size: int) -> tuple[subprocess.Popen, str]:
         [
             "tonetune-serve",
             f"port={port}",
-            f"max_batch_size={max_batch_size}",
-            "batch_timeout=0.05",
+            f"server.max_batch_size={max_batch_size}",
+            "server.batch_timeout=0.05",
             f"hydra.run.dir={tempfile.mkdtemp()}",
         ],
         stdout=subprocess.DEVNULL,
@@ -59,7 +59,10 @@ def load(url: str, clients: int, requests: int, max_tokens: int) -> tuple[int, f
         for i in range(requests):
             q = questions[(index * requests + i) % len(questions)]
             r = api.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": q}], max_tokens=max_tokens, temperature=0
+                model="smollm2-135m-instruct",
+                messages=[{"role": "user", "content": q}],
+                max_tokens=max_tokens,
+                temperature=0,
             )
             tokens += r.usage.completion_tokens
         return tokens
@@ -83,7 +86,7 @@ def main() -> None:
         try:
             tokens, seconds = load(url, args.clients, args.requests, args.max_tokens)
         finally:
-            os.killpg(process.pid, signal.SIGTERM)  # the group: LitServe's workers too
+            process.send_signal(signal.SIGTERM)  # one process: it stops within seconds
             process.wait()
         rates[batch] = tokens / seconds
         print(

@@ -14,13 +14,15 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import compose_config
+from tonetune.config import compose, typed
+from tonetune.llm.openai_api import OpenAIClient
+from tonetune.schemas import PersonaConfig
 from tonetune.synthesis.answers import answer_request
-from tonetune.synthesis.teachers import OpenAITeacher
+from tonetune.synthesis.settings import AnswerSettings
 
 
 def timed_run(base_url: str, requests: list, concurrency: int) -> float:
-    teacher = OpenAITeacher(
+    teacher = OpenAIClient(
         model="stub",
         base_url=base_url,
         api_key_required=False,
@@ -43,9 +45,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
 
-    persona = compose_config("synthesize", ["paths.output_dir=/tmp/unused"]).persona
+    persona = typed(PersonaConfig, compose("synthesize", ["paths.output_dir=/tmp/unused"]).persona)
+    settings = AnswerSettings(temperature=0.8, max_tokens=64)
     requests = [
-        answer_request(persona, f"Question number {i}: what about Mars?", 0, 0, 0.8, 64)
+        answer_request(
+            persona, [{"role": "user", "content": f"Question number {i}: what about Mars?"}], 0, 0, settings
+        )
         for i in range(args.requests)
     ]
     # The server runs in its own process, as a real one would: it must not share our interpreter.

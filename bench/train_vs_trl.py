@@ -3,11 +3,12 @@
 Run as (from the repository root):
     python -m bench.train_vs_trl [--epochs 1]
 
-Same model (embedded SmolLM2-135M), same data (the 152 train pairs of ../shared), same LoRA
-settings (r=16, alpha=32, all linear projections), batch size 8, length-grouped dynamic padding,
-assistant-only loss, fp32 on CPU. Each trainer runs in its own process so peak memory is its own.
-Also measures this machine's fp32 matmul speed, the ceiling a LoRA step (about 4 x parameters
-FLOPs per token) can reach.
+Every setting both sides share is read from one definition (``SHARED``, ``ADAPTERS``), so the
+ratio measures tonetune alone: the embedded SmolLM2-135M, the 152 train pairs of ../shared, LoRA
+r/alpha/dropout and targets, batch size, length, learning rate and schedule, gradient clipping,
+length-grouped dynamic padding, assistant-only loss, fp32 on CPU. Each trainer runs in its own
+process so peak memory is its own. Also measures this machine's fp32 matmul speed, the ceiling a
+LoRA step (about 4 x parameters FLOPs per token) can reach.
 """
 
 from __future__ import annotations
@@ -22,8 +23,23 @@ from pathlib import Path
 
 from bench.common import matmul_gflops, peak_rss_mb, shared_rows
 
-LORA = {"r": 16, "alpha": 32, "dropout": 0.05}
-BATCH, MAX_LENGTH, LR = 8, 256, 5e-4
+SHARED = {
+    "r": 16,
+    "alpha": 32,
+    "dropout": 0.0,
+    "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "batch": 8,
+    "max_length": 256,
+    "lr": 5e-4,
+    "warmup_ratio": 0.05,
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+}
+# What differs between the adapter kinds, the same on both sides.
+ADAPTERS = {
+    "lora": {"quantization": None, "gradient_checkpointing": False},
+    "qlora": {"quantization": "nf4", "gradient_checkpointing": True},
+}
 
 
 def write_data(folder: Path) -> Path:
@@ -36,26 +52,37 @@ def write_data(folder: Path) -> Path:
 
 
 def run_tonetune(data: Path, adapter: str, epochs: int) -> dict:
-    from tests.conftest import compose_config
+    from tonetune.config import compose
     from tonetune.training.train import train
 
     baseline = peak_rss_mb()
-    cfg = compose_config(
+    kind = ADAPTERS[adapter]
+    cfg = compose(
         "train",
         [
             "base_model=smollm2_135m",
-            f"adapter={adapter}",
+            "adapter=lora",
+            f"adapter.r={SHARED['r']}",
+            f"adapter.alpha={SHARED['alpha']}",
+            f"adapter.dropout={SHARED['dropout']}",
+            f"adapter.target_modules=[{','.join(SHARED['targets'])}]",
+            f"adapter.quantization={kind['quantization'] or 'null'}",
+            f"adapter.gradient_checkpointing={kind['gradient_checkpointing']}",
             "data=example",
             f"data.source={data}",
+            f"data.batch_size={SHARED['batch']}",
+            f"data.max_length={SHARED['max_length']}",
+            f"optimizer.lr={SHARED['lr']}",
+            f"optimizer.weight_decay={SHARED['weight_decay']}",
+            "scheduler=cosine",
+            f"module.warmup_ratio={SHARED['warmup_ratio']}",
+            f"trainer.gradient_clip_val={SHARED['max_grad_norm']}",
             "logger=none",
             "callbacks=none",
-            "+trainer.enable_checkpointing=false",
-            "+trainer.limit_val_batches=0",
+            "trainer.enable_checkpointing=false",
+            "trainer.limit_val_batches=0",
             "validate_before_training=false",
             f"trainer.max_epochs={epochs}",
-            f"data.batch_size={BATCH}",
-            f"data.max_length={MAX_LENGTH}",
-            f"optimizer.lr={LR}",
             "trainer.enable_progress_bar=false",
             f"paths.output_dir={tempfile.mkdtemp()}",
         ],
@@ -77,16 +104,17 @@ def run_trl(data: Path, adapter: str, epochs: int) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
     from trl import SFTConfig, SFTTrainer
 
-    from tonetune.models import embedded_model_dir
+    from tonetune.models.embedded import embedded_model_dir
 
     baseline = peak_rss_mb()
     path = embedded_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(path)
+    kind = ADAPTERS[adapter]
     quant = None
-    if adapter == "qlora":
+    if kind["quantization"]:
         quant = BitsAndBytesConfig(
             load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
+            bnb_4bit_quant_type=kind["quantization"],
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.float32,
         )
@@ -107,12 +135,12 @@ def run_trl(data: Path, adapter: str, epochs: int) -> dict:
     )
     args = SFTConfig(
         output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=BATCH,
+        per_device_train_batch_size=SHARED["batch"],
         num_train_epochs=epochs,
-        learning_rate=LR,
-        max_length=MAX_LENGTH,
+        learning_rate=SHARED["lr"],
+        max_length=SHARED["max_length"],
         train_sampling_strategy="group_by_length",
-        gradient_checkpointing=adapter == "qlora",  # as tonetune's qlora recipe
+        gradient_checkpointing=kind["gradient_checkpointing"],
         save_strategy="no",
         report_to=[],
         use_cpu=True,
@@ -121,14 +149,15 @@ def run_trl(data: Path, adapter: str, epochs: int) -> dict:
         bf16=False,
         fp16=False,
         lr_scheduler_type="cosine",
-        warmup_steps=0.05,  # a float: a share of the steps
-        weight_decay=0.0,
+        warmup_steps=SHARED["warmup_ratio"],  # a float: a share of the steps
+        weight_decay=SHARED["weight_decay"],
+        max_grad_norm=SHARED["max_grad_norm"],
     )
     peft_config = LoraConfig(
-        r=LORA["r"],
-        lora_alpha=LORA["alpha"],
-        lora_dropout=LORA["dropout"],
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        r=SHARED["r"],
+        lora_alpha=SHARED["alpha"],
+        lora_dropout=SHARED["dropout"],
+        target_modules=SHARED["targets"],
         task_type="CAUSAL_LM",
     )
     trainer = SFTTrainer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 
 import lightning as L
 
@@ -39,6 +40,15 @@ class InterruptAtStep(L.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+class KillAtValidation(L.Callback):
+    """SIGKILL this process when the first validation inside training starts (after an epoch's last batch)."""
+
+    def on_validation_start(self, trainer: L.Trainer, *args: object) -> None:
+        """Kill when training's own validation begins (the sanity check is off in tests)."""
+        if trainer.state.fn == "fit":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 class FailingEngine(Engine):
     """A real engine whose decoding fails after ``fail_after`` steps (a device fault mid-answer)."""
 
@@ -55,3 +65,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run a console command as a user would; stdout and stderr captured as text."""
+    return subprocess.run(
+        list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The lines of stderr that report an error."""
+    return [line for line in result.stderr.splitlines() if "error" in line.lower()]

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 from tests.conftest import FAST_TRAIN
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        list(args), capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
-    )
-
-
-def error_lines(result: subprocess.CompletedProcess) -> list[str]:
-    return [line for line in result.stderr.splitlines() if "error" in line.lower()]
+from tests.helpers import error_lines, run_cli
 
 
 def test_unknown_persona_is_one_line_that_lists_the_choices() -> None:

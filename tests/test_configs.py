@@ -96,8 +96,19 @@ def test_cheap_objects_instantiate(tmp_path: Path) -> None:
         optimizer=optimizer, num_warmup_steps=1, num_training_steps=10
     )
     assert scheduler.get_last_lr() == [0.0]
-    callbacks = [hydra.utils.instantiate(node) for node in cfg.callbacks.values()]
-    assert len(callbacks) == len(cfg.callbacks)
+    callbacks = {name: hydra.utils.instantiate(node) for name, node in cfg.callbacks.items()}
+    assert {name: type(c).__name__ for name, c in callbacks.items()} == {
+        "model_checkpoint": "ModelCheckpoint",
+        "last_checkpoint": "LastCheckpoint",
+        "early_stopping": "EarlyStopping",
+        "lr_monitor": "LearningRateMonitor",
+        "throughput": "ThroughputMonitor",
+        "parameter_count": "ParameterCount",
+        "model_summary": "RichModelSummary",
+        "progress_bar": "RichProgressBar",
+    }
+    assert callbacks["model_checkpoint"].monitor == "val/loss" and not callbacks["early_stopping"].strict
+    callbacks = list(callbacks.values())
     loggers = [hydra.utils.instantiate(node) for node in cfg.logger.values()]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     assert isinstance(trainer, L.Trainer)
@@ -105,12 +116,16 @@ def test_cheap_objects_instantiate(tmp_path: Path) -> None:
     assert data.source.endswith("data/elon_musk")
 
 
-def test_fsdp_strategy_wraps_transformer_blocks(tmp_path: Path) -> None:
-    from lightning.pytorch.strategies import FSDPStrategy
+def test_fsdp_strategy_wraps_each_transformer_block_of_the_base_model(tmp_path: Path) -> None:
+    from torch.distributed.fsdp import ShardingStrategy
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
 
-    cfg = compose_config("train", ["trainer=fsdp", f"paths.output_dir={tmp_path}"])
+    cfg = compose_config("train", ["trainer=fsdp", "base_model=qwen2.5_1.5b", f"paths.output_dir={tmp_path}"])
     strategy = hydra.utils.instantiate(cfg.trainer.strategy)
-    assert isinstance(strategy, FSDPStrategy)
+    policy = strategy.kwargs["auto_wrap_policy"]
+    assert policy._module_classes == {Qwen2DecoderLayer}
+    assert strategy.sharding_strategy == ShardingStrategy.FULL_SHARD
+    assert strategy.kwargs["use_orig_params"] is True
 
 
 def test_adapter_override_sets_learning_rate_through_interpolation(tmp_path: Path) -> None:

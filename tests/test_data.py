@@ -97,7 +97,9 @@ def test_missing_source_names_the_option(tmp_path: Path) -> None:
 
 
 def test_missing_dataset_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"data.source=data/no_persona: no such file or folder.*tonetune-synthesize"):
+    with pytest.raises(
+        DataError, match=r"data.source=data/no_persona: no such file or folder.*tonetune-synthesize"
+    ):
         load_conversations("data/no_persona")
 
 

@@ -80,7 +80,11 @@ def test_health_metrics_on_planted_texts() -> None:
     assert tm.empty(["", " ", "x"]).tolist() == [1, 1, 0]
     assert tm.rouge_l(["rockets are cool"], ["rockets are cool"]).tolist() == pytest.approx([1.0])
     assert tm.rouge_l(["totally unrelated"], ["rockets are cool"]).tolist() == [0.0]
-    assert tm.same_as_previous(["Same answer!", "New one", ""], ["same  answer", "Old one", ""]).tolist() == [1, 0, 0]
+    assert tm.same_as_previous(["Same answer!", "New one", ""], ["same  answer", "Old one", ""]).tolist() == [
+        1,
+        0,
+        0,
+    ]
 
 
 def test_relevance_punishes_tone_that_ignores_the_question() -> None:
@@ -166,7 +170,9 @@ def test_judge_flow_over_http_counts_wins_losses_ties_and_invalid(persona) -> No
     server = StubOpenAI(script=judge)
     base_url = server.start()
     try:
-        client = OpenAIClient(model="judge", base_url=base_url, api_key_required=False, max_tokens_param="max_tokens")
+        client = OpenAIClient(
+            model="judge", base_url=base_url, api_key_required=False, max_tokens_param="max_tokens"
+        )
         questions = ["q1 plain?", "q2 plain?", "q3 biased?", "q4 broken?"]
         candidate = ["ROCKET yes", "meh", "ROCKET too", "ROCKET"]
         opponent = ["meh", "ROCKET no", "meh", "meh"]

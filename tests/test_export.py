@@ -24,8 +24,14 @@ from tonetune.serving.gguf_export import GGUFExportError, llama3_rope_factors, w
 from tonetune.training.train import train
 
 PROMPT = [{"role": "user", "content": "Tell me about rockets."}]
-TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "max_position_embeddings": 1024}
+TINY = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 1024,
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +39,15 @@ def tiny_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_run")
     cfg = compose_config(
         "train",
-        ["base_model=tiny", "data=example", "logger=none", "trainer.max_epochs=1", "optimizer.lr=1e-2",
-         "trainer.enable_progress_bar=false", f"paths.output_dir={root}"],
+        [
+            "base_model=tiny",
+            "data=example",
+            "logger=none",
+            "trainer.max_epochs=1",
+            "optimizer.lr=1e-2",
+            "trainer.enable_progress_bar=false",
+            f"paths.output_dir={root}",
+        ],
     )
     train(cfg)
     return root
@@ -42,7 +55,9 @@ def tiny_run(tmp_path_factory) -> Path:
 
 def greedy_ids(model, tokenizer, n: int = 16) -> list[list[int]]:
     """Greedy continuations that may not stop early (an undertrained model can end at once)."""
-    enc = tokenizer.apply_chat_template([PROMPT], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    enc = tokenizer.apply_chat_template(
+        [PROMPT], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
     return out[:, enc["input_ids"].shape[1] :].tolist()
 
@@ -85,14 +100,40 @@ FAMILIES = {
     "smollm2_135m": ({"model_type": "llama", "tie_word_embeddings": True}, True, "writes"),
     "smollm2_360m": ({"model_type": "llama", "tie_word_embeddings": True}, True, "writes"),
     "smollm2_1.7b": ({"model_type": "llama", "tie_word_embeddings": True}, True, "writes"),
-    "llama3.2_1b": ({"model_type": "llama", "tie_word_embeddings": True, "rope_theta": 500000.0,
-                     "max_position_embeddings": 16384, "rope_scaling": {
-                         "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                         "original_max_position_embeddings": 8192}}, True, "writes"),
-    "llama3.2_3b": ({"model_type": "llama", "tie_word_embeddings": True, "rope_theta": 500000.0,
-                     "max_position_embeddings": 16384, "rope_scaling": {
-                         "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                         "original_max_position_embeddings": 8192}}, True, "writes"),
+    "llama3.2_1b": (
+        {
+            "model_type": "llama",
+            "tie_word_embeddings": True,
+            "rope_theta": 500000.0,
+            "max_position_embeddings": 16384,
+            "rope_scaling": {
+                "rope_type": "llama3",
+                "factor": 32.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192,
+            },
+        },
+        True,
+        "writes",
+    ),
+    "llama3.2_3b": (
+        {
+            "model_type": "llama",
+            "tie_word_embeddings": True,
+            "rope_theta": 500000.0,
+            "max_position_embeddings": 16384,
+            "rope_scaling": {
+                "rope_type": "llama3",
+                "factor": 32.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192,
+            },
+        },
+        True,
+        "writes",
+    ),
     "qwen2.5_0.5b": ({"model_type": "qwen2", "tie_word_embeddings": True}, True, "writes"),
     "qwen2.5_1.5b": ({"model_type": "qwen2", "tie_word_embeddings": True}, True, "writes"),
     "mistral_7b": ({"model_type": "mistral", "sliding_window": None}, False, "refuses: byte-level BPE"),
@@ -115,7 +156,9 @@ def tiny_family_model(arch: dict) -> AutoModelForCausalLM:
 def test_gguf_export_writes_or_refuses_every_base_model_option(option, tmp_path) -> None:
     arch, byte_level, expected = FAMILIES[option]
     model = tiny_family_model(arch)
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir()) if byte_level else sentencepiece_like_tokenizer()
+    tokenizer = (
+        AutoTokenizer.from_pretrained(embedded_model_dir()) if byte_level else sentencepiece_like_tokenizer()
+    )
     hf_dir = tmp_path / "hf"
     model.save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
@@ -148,10 +191,13 @@ def test_sliding_window_attention_is_refused(tmp_path) -> None:
 
 
 def test_export_of_an_unsupported_architecture_refuses_before_merging(make_train_cfg, tmp_path) -> None:
-    _, objects = train(make_train_cfg(
-        "base_model.tiny_config.model_type=phi3", "base_model.target_modules=[qkv_proj,o_proj,gate_up_proj,down_proj]",
-        "debug=fdr",
-    ))
+    _, objects = train(
+        make_train_cfg(
+            "base_model.tiny_config.model_type=phi3",
+            "base_model.target_modules=[qkv_proj,o_proj,gate_up_proj,down_proj]",
+            "debug=fdr",
+        )
+    )
     with pytest.raises(GGUFExportError, match="not 'phi3'"):
         export_run(Path(objects["run_dir"]), tmp_path / "export", ["Hi?"], 4, GGUFSettings())
     assert not (tmp_path / "export" / "hf").exists()  # nothing half-written
@@ -166,7 +212,13 @@ def test_embedded_merge_and_gguf_give_the_same_greedy_answer(make_train_cfg, tmp
     result = export_run(run_dir, tmp_path / "export", ["What do you think about Mars?"], 24, GGUFSettings())
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "export" / "gguf", gguf_file="model.gguf")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "export" / "gguf", gguf_file="model.gguf")
-    answer = Engine(model, tokenizer).chat(
-        [[{"role": "user", "content": "What do you think about Mars?"}]], Sampling(max_new_tokens=24), progress=False
-    )[0].text
+    answer = (
+        Engine(model, tokenizer)
+        .chat(
+            [[{"role": "user", "content": "What do you think about Mars?"}]],
+            Sampling(max_new_tokens=24),
+            progress=False,
+        )[0]
+        .text
+    )
     assert answer == result["check_answers"][0] and len(answer.split()) > 2

@@ -23,7 +23,9 @@ def engine(tmp_path_factory) -> Engine:
     return Engine(load_causal_lm(spec), load_tokenizer(spec))
 
 
-def requests_for(engine: Engine, samplings: list[Sampling], adapter: str | None = None) -> list[GenerationRequest]:
+def requests_for(
+    engine: Engine, samplings: list[Sampling], adapter: str | None = None
+) -> list[GenerationRequest]:
     return [
         GenerationRequest(engine.encode([{"role": "user", "content": q}]), s, adapter)
         for q, s in zip(QUESTIONS, samplings, strict=True)
@@ -45,7 +47,9 @@ def test_each_request_keeps_its_own_sampling_in_a_batch(engine) -> None:
 
 def test_finish_reasons_and_token_counts(engine) -> None:
     limits = [Sampling(max_new_tokens=n) for n in (1, 3, 40, 2)]
-    for request, done in zip(requests_for(engine, limits), engine.generate(requests_for(engine, limits)), strict=True):
+    for request, done in zip(
+        requests_for(engine, limits), engine.generate(requests_for(engine, limits)), strict=True
+    ):
         limit = request.sampling.max_new_tokens
         if done.finish_reason == "length":
             assert done.completion_tokens == limit
@@ -66,8 +70,12 @@ def test_stream_deltas_add_up_to_the_answer_and_end_once(engine) -> None:
 
 
 def test_sampling_settings_are_validated_with_the_field_named() -> None:
-    for bad, field in [({"top_p": 0.0}, "top_p"), ({"temperature": -1}, "temperature"),
-                       ({"max_new_tokens": 0}, "max_new_tokens"), ({"repetition_penalty": 0}, "repetition_penalty")]:
+    for bad, field in [
+        ({"top_p": 0.0}, "top_p"),
+        ({"temperature": -1}, "temperature"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"repetition_penalty": 0}, "repetition_penalty"),
+    ]:
         with pytest.raises(SamplingError, match=f"^{field}="):
             Sampling(**bad)
 

@@ -8,8 +8,15 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from tonetune.models.loss import CHECKED, IGNORE_INDEX, masked_lm_loss, sequence_logprobs
 
-SMALL = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-         "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 256}
+SMALL = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 512,
+    "max_position_embeddings": 256,
+}
 ARCHITECTURES = {
     "llama": {},  # SmolLM2, Llama 3.x (and tonetune's tiny model)
     "qwen2": {},
@@ -49,13 +56,19 @@ def test_masked_loss_equals_the_models_own_loss(model_type: str) -> None:
 
 
 def test_softcapping_matters_so_the_check_can_fail() -> None:
-    config = AutoConfig.for_model("gemma2", **{**SMALL, **ARCHITECTURES["gemma2"], "final_logit_softcapping": 0.5})
+    config = AutoConfig.for_model(
+        "gemma2", **{**SMALL, **ARCHITECTURES["gemma2"], "final_logit_softcapping": 0.5}
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config).eval()
     data = batch()
     with torch.no_grad():
-        hidden = model.get_decoder()(input_ids=data["input_ids"], attention_mask=data["attention_mask"]).last_hidden_state
+        hidden = model.get_decoder()(
+            input_ids=data["input_ids"], attention_mask=data["attention_mask"]
+        ).last_hidden_state
         keep = data["labels"][:, 1:] != IGNORE_INDEX
-        raw = torch.nn.functional.cross_entropy(model.lm_head(hidden[:, :-1][keep]), data["labels"][:, 1:][keep])
+        raw = torch.nn.functional.cross_entropy(
+            model.lm_head(hidden[:, :-1][keep]), data["labels"][:, 1:][keep]
+        )
         assert not torch.allclose(raw, model(**data).loss, atol=1e-3)  # without the cap: wrong
         assert torch.allclose(masked_lm_loss(model, data)[0], model(**data).loss, atol=1e-5)

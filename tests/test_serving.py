@@ -55,8 +55,13 @@ def stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def start_server(run_dir: Path | list[Path], tmp: Path, env: dict[str, str] | None = None, *extra: str,
-                 port: int | None = None):
+def start_server(
+    run_dir: Path | list[Path],
+    tmp: Path,
+    env: dict[str, str] | None = None,
+    *extra: str,
+    port: int | None = None,
+):
     port = port or free_port()
     log = tmp / f"serve-{port}.log"
     runs = run_dir if isinstance(run_dir, list) else [run_dir]
@@ -124,7 +129,11 @@ def test_finish_reason_is_length_when_max_tokens_cuts_streamed_or_not(server) ->
     assert cut.choices[0].finish_reason == "length" or cut.usage.completion_tokens == 1
     chunks = list(
         client(server).chat.completions.create(
-            model="elon_musk", messages=PROMPT, max_tokens=1, stream=True, stream_options={"include_usage": True}
+            model="elon_musk",
+            messages=PROMPT,
+            max_tokens=1,
+            stream=True,
+            stream_options={"include_usage": True},
         )
     )
     reasons = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -138,7 +147,11 @@ def test_streaming_matches_the_non_streaming_answer(server) -> None:
     whole = api.chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=12)
     chunks = list(
         api.chat.completions.create(
-            model="elon_musk", messages=PROMPT, max_tokens=12, stream=True, stream_options={"include_usage": True}
+            model="elon_musk",
+            messages=PROMPT,
+            max_tokens=12,
+            stream=True,
+            stream_options={"include_usage": True},
         )
     )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -186,19 +199,25 @@ def test_invalid_requests_get_a_400_naming_the_field(server, case, param) -> Non
 
 def test_malformed_json_is_a_400(server) -> None:
     response = httpx.post(
-        f"{server}/v1/chat/completions", content='{"model": "m", "messages": [',
-        headers={"Content-Type": "application/json"}, timeout=60,
+        f"{server}/v1/chat/completions",
+        content='{"model": "m", "messages": [',
+        headers={"Content-Type": "application/json"},
+        timeout=60,
     )
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]["message"]
 
 
-GREEDY_QUESTIONS = [f"Question number {i}: what do you think about {topic}?" for i, topic in
-                    enumerate(["rockets", "cats", "Mars", "tunnels", "memes", "coffee", "AI", "cars"])]
+GREEDY_QUESTIONS = [
+    f"Question number {i}: what do you think about {topic}?"
+    for i, topic in enumerate(["rockets", "cats", "Mars", "tunnels", "memes", "coffee", "AI", "cars"])
+]
 
 
 def test_fault_and_load_every_client_as_if_alone(server) -> None:
     """200 requests from 20 clients; a third invalid; greedy answers equal the same request alone."""
-    alone = {q: ask(server, q, max_tokens=10, temperature=0).choices[0].message.content for q in GREEDY_QUESTIONS}
+    alone = {
+        q: ask(server, q, max_tokens=10, temperature=0).choices[0].message.content for q in GREEDY_QUESTIONS
+    }
     rng = random.Random(0)
     jobs = []
     for i in range(200):
@@ -207,11 +226,27 @@ def test_fault_and_load_every_client_as_if_alone(server) -> None:
             jobs.append(("invalid", invalid_body(case), param))
         elif i % 3 == 1:
             q = GREEDY_QUESTIONS[rng.randrange(len(GREEDY_QUESTIONS))]
-            jobs.append(("greedy", {"model": "elon_musk", "messages": [{"role": "user", "content": q}],
-                                    "max_tokens": 10, "temperature": 0}, q))
+            jobs.append(
+                (
+                    "greedy",
+                    {
+                        "model": "elon_musk",
+                        "messages": [{"role": "user", "content": q}],
+                        "max_tokens": 10,
+                        "temperature": 0,
+                    },
+                    q,
+                )
+            )
         else:
-            body = {"model": "elon_musk", "messages": PROMPT, "max_tokens": 10, "temperature": 2.0,
-                    "top_p": 0.9, "seed": i}
+            body = {
+                "model": "elon_musk",
+                "messages": PROMPT,
+                "max_tokens": 10,
+                "temperature": 2.0,
+                "top_p": 0.9,
+                "seed": i,
+            }
             jobs.append(("sampled", body, None))
 
     def send(job):
@@ -277,7 +312,9 @@ def test_server_is_a_teacher_and_a_reference_contestant(server, tiny_run, tmp_pa
     questions = tmp_path / "questions.txt"
     questions.write_text("\n".join(DISTINCT_QUESTIONS))
     cache = f"paths.response_cache={tmp_path / 'responses.sqlite'}"
-    filters_off = [f"filters.{name}=false" for name in ("truncated", "length", "markers", "refusal", "unparseable")]
+    filters_off = [
+        f"filters.{name}=false" for name in ("truncated", "length", "markers", "refusal", "unparseable")
+    ]
     synth_cfg = compose_config(
         "synthesize",
         [
@@ -363,9 +400,14 @@ def socket_to(port: int):
 def test_a_signal_stops_every_process_and_frees_the_port(tiny_run, tmp_path, sig) -> None:
     port = free_port()
     process, url = start_server(tiny_run, tmp_path, None, port=port)
+
     def long_answer() -> None:
         with contextlib.suppress(Exception):
-            list(client(url).chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=200, stream=True))
+            list(
+                client(url).chat.completions.create(
+                    model="elon_musk", messages=PROMPT, max_tokens=200, stream=True
+                )
+            )
 
     threading.Thread(target=long_answer, daemon=True).start()  # a client mid-answer must not keep it alive
     time.sleep(0.5)
@@ -374,7 +416,9 @@ def test_a_signal_stops_every_process_and_frees_the_port(tiny_run, tmp_path, sig
     while (process.poll() is None or listening(port)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert process.poll() is not None and not listening(port)
-    group_alive = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    group_alive = subprocess.run(
+        ["pgrep", "-g", str(process.pid)], capture_output=True, text=True
+    ).stdout.split()
     assert group_alive == []
     again, url = start_server(tiny_run, tmp_path, None, port=port)
     try:
@@ -388,7 +432,9 @@ def test_a_fault_mid_stream_is_raised_by_the_official_client(tiny_run) -> None:
     served = load_served([str(tiny_run)], None, None, merge_adapter=True)
     served.engine.__class__ = FailingEngine
     port = free_port()
-    config = uvicorn.Config(build_app(served, ServerSettings()), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        build_app(served, ServerSettings()), host="127.0.0.1", port=port, log_level="warning"
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -398,12 +444,18 @@ def test_a_fault_mid_stream_is_raised_by_the_official_client(tiny_run) -> None:
     try:
         FailingEngine.fail_after = 3
         with pytest.raises(openai.APIError, match="injected device fault"):
-            list(client(url).chat.completions.create(
-                model="elon_musk", messages=PROMPT, max_tokens=20, stream=True
-            ))
+            list(
+                client(url).chat.completions.create(
+                    model="elon_musk", messages=PROMPT, max_tokens=20, stream=True
+                )
+            )
         FailingEngine.fail_after = 0
         with pytest.raises(openai.InternalServerError):
-            list(client(url).chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=20, stream=True))
+            list(
+                client(url).chat.completions.create(
+                    model="elon_musk", messages=PROMPT, max_tokens=20, stream=True
+                )
+            )
         with pytest.raises(openai.InternalServerError):
             client(url).chat.completions.create(model="elon_musk", messages=PROMPT, max_tokens=20)
     finally:

@@ -34,8 +34,8 @@ def test_optuna_sweep_of_six_trials_and_its_report(tmp_path: Path) -> None:
         "hparams_search=lora_optuna",
         "hydra.sweeper.n_trials=6",
         *FAST_TRAIN,
-        "+trainer.limit_train_batches=2",
-        "+trainer.limit_val_batches=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
         env={"TONETUNE_OUTPUTS": str(tmp_path)},
     )
     sweep = only_sweep(tmp_path)
@@ -52,6 +52,32 @@ def test_optuna_sweep_of_six_trials_and_its_report(tmp_path: Path) -> None:
     assert f"best_value: {losses[0]}" in best
     assert (sweep / "sweep_report.png").stat().st_size > 10_000
     assert (sweep / "sweep_report.md").read_text().count("\n| ") == 8  # header, rule, 6 jobs
+
+
+def test_optuna_sweep_on_the_tone_score_evaluates_every_trial(tmp_path: Path) -> None:
+    run(
+        "tonetune-train",
+        "-m",
+        "hparams_search=lora_optuna_tone",
+        "hydra.sweeper.n_trials=2",
+        *FAST_TRAIN,
+        "trainer.limit_train_batches=2",
+        "evaluation.questions.limit=4",
+        "evaluation.sampling.max_new_tokens=6",
+        "evaluation.classifier.max_examples=10",
+        "evaluation.classifier.folds=2",
+        f"paths.response_cache={tmp_path / 'cache.sqlite'}",
+        env={"TONETUNE_OUTPUTS": str(tmp_path)},
+    )
+    sweep = only_sweep(tmp_path)
+    scores = [
+        json.loads((sweep / j / "metrics.json").read_text())["eval/finetuned/tone_classifier"] for j in "01"
+    ]
+    for job in "01":
+        assert (sweep / job / "evaluation" / "report.md").is_file()
+        assert "base" not in json.loads((sweep / job / "evaluation" / "metrics.json").read_text())["metrics"]
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert f"best_value: {max(scores)}" in best
 
 
 def test_sweep_report_ranks_a_grid_by_any_metric(tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ from datasets import load_from_disk
 
 from tests.conftest import compose_config
 from tests.openai_stub import NEAR_DUPLICATES, REFUSAL, StubOpenAI, digest
+from tonetune.data.questions import Question, read_question_file
 from tonetune.synthesis.dedup import DedupReport, deduplicate, normalise
 from tonetune.synthesis.filters import AnswerFilter
-from tonetune.data.questions import Question, read_question_file
 from tonetune.synthesis.questions import LIST_INSTRUCTIONS, parse_question_list
 from tonetune.synthesis.synthesize import synthesize
 from tonetune.training.train import train
@@ -63,7 +63,9 @@ def run_synthesize(base_url: str, root: Path, *extra: str) -> tuple[dict, dict]:
 def dataset_rows(path: Path) -> dict[str, list[tuple[str, str, str]]]:
     data = load_from_disk(str(path))
     return {
-        split: sorted(zip(d["question"], [m[-1]["content"] for m in d["messages"]], d["category"], strict=True))
+        split: sorted(
+            zip(d["question"], [m[-1]["content"] for m in d["messages"]], d["category"], strict=True)
+        )
         for split, d in data.items()
     }
 

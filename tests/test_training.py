@@ -73,7 +73,9 @@ def test_saved_adapter_reloads_with_the_trained_weights(make_train_cfg) -> None:
     reloaded = dict(model.named_parameters())
     key = next(k for k in reloaded if "lora_B" in k)
     assert torch.equal(reloaded[key], trained[key].detach())
-    answers = Engine(model, tokenizer).chat([[{"role": "user", "content": "Hi?"}]], Sampling(max_new_tokens=5), progress=False)
+    answers = Engine(model, tokenizer).chat(
+        [[{"role": "user", "content": "Hi?"}]], Sampling(max_new_tokens=5), progress=False
+    )
     assert answers[0].completion_tokens > 0
 
 
@@ -106,3 +108,73 @@ def test_system_prompt_is_trained_with_when_asked(make_train_cfg) -> None:
     tokenizer = data.tokenizer
     first = tokenizer.decode(data.splits["train"][0]["input_ids"])
     assert "You are Elon Musk answering questions on Twitter" in first
+
+
+def adapter_tensors(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(path, "pt") as saved:
+        return {name: saved.get_tensor(name) for name in saved.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+
+
+@pytest.mark.parametrize("select", ["best", "last"])
+def test_model_folder_holds_the_weights_checkpoint_select_names(make_train_cfg, select) -> None:
+    # "best" by the highest validation loss: the first epoch's weights, surely not the last ones
+    metrics, objects = train(
+        make_train_cfg(
+            f"checkpoint.select={select}",
+            "callbacks.model_checkpoint.mode=max",
+            "trainer.max_epochs=3",
+            "optimizer.lr=5e-3",
+            "~callbacks.early_stopping",
+        )
+    )
+    run_dir = Path(objects["run_dir"])
+    saved = adapter_tensors(run_dir / "model" / "adapter_model.safetensors")
+    best = torch.load(metrics["best_checkpoint"], weights_only=True)["state_dict"]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert "epoch00" in metrics["best_checkpoint"] and last.keys() == best.keys()
+
+    def matches(state: dict[str, torch.Tensor]) -> bool:
+        # peft saves "base_model.model...lora_A.weight" for the module's
+        # "model.base_model.model...lora_A.default.weight"
+        by_suffix = {k.removeprefix("model.").replace(".default", ""): v for k, v in state.items()}
+        return all(torch.equal(by_suffix[name], tensor) for name, tensor in saved.items())
+
+    assert matches(best if select == "best" else last)
+    assert not matches(last if select == "best" else best)
+    assert metrics["model_weights"].startswith(select)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["trainer.max_epochs=3"],
+        ["trainer.accumulate_grad_batches=4"],
+        ["trainer.max_steps=4"],
+        ["trainer.limit_train_batches=3", "trainer.max_epochs=2"],
+        ["trainer.limit_train_batches=0.5"],
+    ],
+)
+def test_schedule_length_equals_lightnings_own_estimate(make_train_cfg, overrides) -> None:
+    _, objects = train(make_train_cfg(*overrides, "validate_before_training=false"))
+    assert objects["module"].total_steps == objects["trainer"].estimated_stepping_batches
+
+
+def test_evaluate_after_training_uses_the_model_in_memory(make_train_cfg) -> None:
+    from tonetune.workflows import run_training
+
+    metrics, objects = run_training(
+        make_train_cfg(
+            "evaluate_after_training=true",
+            "evaluation.questions.limit=4",
+            "evaluation.sampling.max_new_tokens=6",
+            "evaluation.classifier.max_examples=10",
+            "evaluation.classifier.folds=2",
+        )
+    )
+    run_dir = Path(objects["run_dir"])
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["eval/finetuned/tone_classifier"] == metrics["eval/finetuned/tone_classifier"]
+    report = json.loads((run_dir / "evaluation" / "metrics.json").read_text())
+    assert report["context"]["one_model_in_memory"] is True
+    assert set(report["metrics"]) == {"base", "base_prompted", "finetuned", "reference"}

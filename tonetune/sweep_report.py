@@ -8,10 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 from omegaconf import OmegaConf
 
@@ -28,6 +25,10 @@ SHOWN_METRICS = [
 
 def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     """Every finished job of the sweep: number, overrides (as a dict) and metrics."""
+    if not sweep_dir.is_dir():
+        raise ToneTuneError(
+            f"sweep_dir={sweep_dir}: no such folder (multirun folders are in outputs/<task>/multiruns/)"
+        )
     jobs = []
     for job_dir in sorted(
         (p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
@@ -127,7 +128,8 @@ def _parse(value: str) -> Any:
 def _plot(rows: list[dict[str, Any]], params: list[str], metric: str, path: Path) -> None:
     """The metric against each swept parameter; the best job circled."""
     panels = params or ["job"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(panels), 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     best = rows[0]
     for ax, param in zip(axes[0], panels, strict=True):
         xs, ys = [], []
@@ -154,7 +156,6 @@ def _plot(rows: list[dict[str, Any]], params: list[str], metric: str, path: Path
     fig.suptitle(f"{metric} across {len(rows)} jobs")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _number(value: Any) -> float:

@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 
 @task_wrapper
 def run_training(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``tonetune-train``: fit and save; with ``evaluate_after_training``, evaluate the trained model
-    as it is in memory (no second load), report in ``<run>/evaluation``, metrics as eval/<who>/<metric>.
+    """``tonetune-train``: fit and save, then (``evaluate_after_training``) evaluate.
+
+    The evaluation uses the trained model as it is in memory (no second load); its report goes to
+    ``<run>/evaluation`` and its metrics into metrics.json as ``eval/<contestant>/<metric>``.
     """
     from tonetune.training.train import train
 

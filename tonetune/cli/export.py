@@ -31,7 +31,8 @@ def _main(cfg: DictConfig) -> None:
     print(f"Hugging Face folder: {result['hf_dir']}")
     if "gguf" in result:
         print(
-            f"GGUF: {result['gguf']}\nOllama: cd {Path(result['modelfile']).parent} && ollama create <name> -f Modelfile"
+            f"GGUF: {result['gguf']}\n"
+            f"Ollama: cd {Path(result['modelfile']).parent} && ollama create <name> -f Modelfile"
         )
     if cfg.verify:
         agreement = verify_gguf(

@@ -49,8 +49,9 @@ def load_conversations(source: str | Path, columns: Columns = Columns()) -> Data
 
 
 def read_text_lines(path: Path) -> Iterator[tuple[str, str]]:
-    """Yield ``("file line N", text)`` for each non-blank line, stripped; bytes that are not UTF-8
-    raise a DataError naming the file and line.
+    """Yield ``("file line N", text)`` for each non-blank line, stripped.
+
+    Bytes that are not UTF-8 raise a DataError naming the file and line.
     """
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):

@@ -1,4 +1,9 @@
-"""``evaluate(cfg)``: does the fine-tuned model now speak in the persona's tone? Numbers, report, plots."""
+"""``evaluate(cfg)``: does the fine-tuned model now speak in the persona's tone? Numbers, report, plots.
+
+For every contestant: the question sets (each metric with a 95% interval, differences paired by
+question), the persona under pressure, multi-turn drift, general capability (lm-eval), and an
+optional LLM judge.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
 from tonetune.config import typed
-from tonetune.data.loading import Columns, load_conversations
-from tonetune.evaluation.classifier import ToneClassifier
+from tonetune.data.loading import Columns
+from tonetune.evaluation.capability import capability
 from tonetune.evaluation.contestants import Answers, Contestant, LocalContestant
-from tonetune.evaluation.judge import judge_fidelity, judge_pairwise
+from tonetune.evaluation.judge import run_judge
 from tonetune.evaluation.lineup import Models, build_contestants, load_models
+from tonetune.evaluation.multi_turn import drift
 from tonetune.evaluation.outputs import write_outputs
 from tonetune.evaluation.perplexity import answer_nll
+from tonetune.evaluation.pressure import pressure_suite
 from tonetune.evaluation.questions import QuestionSet, evaluation_sets
-from tonetune.evaluation.scoring import Scorer, Scores, differences
+from tonetune.evaluation.scoring import Scorer, Scores, ToneReader, compare
 from tonetune.evaluation.settings import REFERENCE, EvaluationSettings
+from tonetune.evaluation.tone import train_tone_reader
 from tonetune.llm.cache import ResponseCache
-from tonetune.llm.local import LocalClient
-from tonetune.llm.requests import ChatRequest
 from tonetune.models.runs import Run, read_run
-from tonetune.persona import single_turn, strip_markers
+from tonetune.persona import single_turn
 from tonetune.runtime import instantiate_named, task_wrapper
+from tonetune.schemas import PressureProbe
 
 log = logging.getLogger(__name__)
 EVALUATION_DIR = "evaluation"
@@ -58,12 +64,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     result, objects = evaluate_run(
         run, settings, load_models(run), out_dir, loggers, Path(cfg.paths.response_cache)
     )
-    shutil.copytree(
-        out_dir,
-        run.dir / EVALUATION_DIR,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns(".hydra", "wandb", "*.log"),
-    )
+    ignore = shutil.ignore_patterns(".hydra", "wandb", "*.log")
+    shutil.copytree(out_dir, run.dir / EVALUATION_DIR, dirs_exist_ok=True, ignore=ignore)
     return result, objects
 
 
@@ -81,61 +83,23 @@ def evaluate_run(
         contestants = build_contestants(settings, run, models, cache)
         columns = typed(Columns, run.cfg.data.columns)
         sets = evaluation_sets(settings.questions, run.cfg.data.source, columns)
-        classifiers = _classifiers(run, settings, models, columns, cache)
-        results = [_evaluate_set(s, run, contestants, classifiers, settings) for s in sets]
-        judge = _judge(settings, run, results[0], cache)
+        tone, classifiers = train_tone_reader(run, settings, models, columns, cache)
+        results = [_evaluate_set(s, contestants, tone, settings) for s in sets]
+        sections = _sections(sets[0], contestants, tone, models, settings, run.persona.pressure)
+        judge = run_judge(settings, run.persona, results[0].questions.questions, results[0].answers, cache)
     finally:
         cache.close()
-    result = _result(run, settings, models, results, classifiers, judge)
+    result = _result(run, settings, models, results, classifiers, judge) | sections
     plots = write_outputs(out_dir, result, results, settings.samples_in_report, loggers)
     log.info("Evaluation report: %s", out_dir / "report.md")
     return result, {"answers": results[0].answers, "sets": results, "out_dir": out_dir, "plots": plots}
 
 
-def _classifiers(
-    run: Run, settings: EvaluationSettings, models: Models, columns: Columns, cache: ResponseCache
-) -> dict[str, ToneClassifier]:
-    """The tone classifier and its marker-blind twin, both trained on the run's train answers
-    (persona) against the base model's own answers to the same questions (neutral).
-    """
-    train = load_conversations(run.cfg.data.source, columns)["train"]
-    rows = train.select(range(min(settings.classifier.max_examples, len(train))))["messages"]
-    questions = [next(m["content"] for m in r if m["role"] == "user") for r in rows]
-    persona_texts = [r[-1]["content"] for r in rows]
-    neutral = _neutral_answers(run, models, questions, settings, cache)
-    folds, seed = settings.classifier.folds, settings.classifier.seed
-    plain = ToneClassifier(folds, seed).fit(persona_texts, neutral)
-    masked = ToneClassifier(folds, seed, transform=lambda t: strip_markers(t, run.persona)).fit(
-        persona_texts, neutral
-    )
-    return {"tone_classifier": plain, "tone_classifier_masked": masked}
-
-
-def _neutral_answers(
-    run: Run, models: Models, questions: list[str], settings: EvaluationSettings, cache: ResponseCache
-) -> list[str]:
-    """The base model's own, unprompted answers to the train questions (cached: they never change)."""
-    client = LocalClient(
-        run.base_model, settings.batch_size, cache=cache, engine=models.base, adapter=models.base_adapter
-    )
-    requests = [
-        ChatRequest.of(single_turn(q), temperature=0.0, max_tokens=settings.sampling.max_new_tokens)
-        for q in questions
-    ]
-    return [r.text for r in client.complete(requests, desc="Neutral answers for the tone classifier")]
-
-
 def _evaluate_set(
-    questions: QuestionSet,
-    run: Run,
-    contestants: list[Contestant],
-    classifiers: dict[str, ToneClassifier],
-    settings: EvaluationSettings,
+    questions: QuestionSet, contestants: list[Contestant], tone: ToneReader, settings: EvaluationSettings
 ) -> SetResult:
     """Every contestant answers ``questions`` once; every metric, with intervals."""
-    scorer = Scorer(
-        run.persona, questions, classifiers["tone_classifier"], classifiers["tone_classifier_masked"]
-    )
+    scorer = Scorer(questions, tone)
     result = SetResult(questions)
     conversations = [single_turn(q) for q in questions.questions]
     for contestant in contestants:
@@ -143,49 +107,58 @@ def _evaluate_set(
         result.answers[contestant.name] = answers
         result.scores[contestant.name] = scorer.score(answers.texts, answers.finish_reasons)
         if questions.references is not None and isinstance(contestant, LocalContestant):
-            with contestant.active() as model:
-                nll, tokens = answer_nll(
-                    model,
-                    contestant.engine.tokenizer,
-                    questions.questions,
-                    questions.references,
-                    contestant.system_prompt,
-                    settings.batch_size,
-                )
-            scorer.add_perplexity(result.scores[contestant.name], nll, tokens)
+            _add_perplexity(
+                scorer, result.scores[contestant.name], contestant, questions, settings.batch_size
+            )
+    per_answer = {name: s.per_answer for name, s in result.scores.items()}
+    result.differences = compare(per_answer, settings.judge_candidate, scorer.indices)
     if scorer.reference is not None:
         result.scores[REFERENCE] = scorer.reference
-    candidate = result.scores.get(settings.judge_candidate)
-    if candidate is not None:
-        result.differences = {
-            name: differences(candidate, theirs, scorer.indices)
-            for name, theirs in result.scores.items()
-            if name not in {settings.judge_candidate, REFERENCE}
-        }
     return result
 
 
-def _judge(
-    settings: EvaluationSettings, run: Run, main: SetResult, cache: ResponseCache
-) -> dict[str, Any] | None:
-    """Pairwise verdicts for the candidate against every other contestant, and fidelity scores."""
-    if not settings.judge:
-        return None
-    judge = hydra.utils.instantiate(settings.judge, cache=cache, role="evaluation.judge")
-    candidate, questions = settings.judge_candidate, main.questions.questions
-    mine = main.answers[candidate].texts
-    pairwise = {
-        opponent: judge_pairwise(
-            judge, run.persona, questions, mine, theirs.texts, desc=f"Judge: {candidate} vs {opponent}"
-        ).summary()
-        for opponent, theirs in main.answers.items()
-        if opponent != candidate
-    }
-    fidelity = {
-        name: judge_fidelity(judge, run.persona, questions, a.texts, desc=f"Judge: fidelity of {name}")
-        for name, a in main.answers.items()
-    }
-    return {"model": judge.model, "candidate": candidate, "pairwise": pairwise, "fidelity": fidelity}
+def _add_perplexity(
+    scorer: Scorer, scores: Scores, contestant: LocalContestant, questions: QuestionSet, batch_size: int
+) -> None:
+    with contestant.active() as model:
+        nll, tokens = answer_nll(
+            model,
+            contestant.engine.tokenizer,
+            questions.questions,
+            questions.references,
+            contestant.system_prompt,
+            batch_size,
+        )
+    scorer.add_perplexity(scores, nll, tokens)
+
+
+def _sections(
+    main: QuestionSet,
+    contestants: list[Contestant],
+    tone: ToneReader,
+    models: Models,
+    settings: EvaluationSettings,
+    persona_probes: list[PressureProbe],
+) -> dict[str, Any]:
+    """Persona under pressure, multi-turn drift and capability kept (each can be turned off)."""
+    sections: dict[str, Any] = {}
+    candidate, sampling, batch = settings.judge_candidate, settings.sampling, settings.batch_size
+    pressure, multi_turn = settings.pressure, settings.multi_turn
+    probes = [*pressure.probes, *persona_probes]
+    if pressure.questions and probes:
+        questions = main.questions[: pressure.questions]
+        sections["pressure"] = pressure_suite(
+            questions, probes, contestants, sampling, batch, tone, candidate
+        )
+    if multi_turn.conversations and multi_turn.turns > 1:
+        questions = main.questions[: multi_turn.conversations]
+        sections["multi_turn"] = drift(questions, multi_turn, contestants, sampling, batch, tone, candidate)
+    if settings.capability.tasks:
+        base = (models.base, models.base_adapter)
+        sections["capability"] = capability(
+            base, (models.finetuned, models.finetuned_adapter), settings.capability
+        )
+    return sections
 
 
 def _result(
@@ -193,7 +166,7 @@ def _result(
     settings: EvaluationSettings,
     models: Models,
     results: list[SetResult],
-    classifiers: dict[str, ToneClassifier],
+    classifiers: dict[str, Any],
     judge: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """metrics.json: context, and per question set the metrics, intervals and differences."""
@@ -211,10 +184,7 @@ def _result(
         "differences": main["differences"],
         "sets": sets,
         "judge": judge,
-        "classifier": {
-            name: {"held_out_accuracy": c.held_out_accuracy, "held_out_size": c.held_out_size}
-            for name, c in classifiers.items()
-        },
+        "classifier": classifiers,
     }
 
 
@@ -227,10 +197,7 @@ def _set_summary(result: SetResult) -> dict[str, Any]:
         "intervals": {
             name: {k: [e.low, e.high] for k, e in s.estimates.items()} for name, s in result.scores.items()
         },
-        "differences": {
-            name: {k: {**e.as_dict(), "significant": e.significant} for k, e in diffs.items()}
-            for name, diffs in result.differences.items()
-        },
+        "differences": result.differences,
     }
 
 

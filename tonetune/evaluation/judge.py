@@ -182,3 +182,28 @@ def judge_fidelity(
         "fidelity": sum(valid) / len(valid) if valid else None,
         "fidelity_invalid": len(scores) - len(valid),
     }
+
+
+def run_judge(
+    settings: Any, persona: PersonaConfig, questions: list[str], answers: dict[str, Any], cache: Any
+) -> dict[str, Any] | None:
+    """Pairwise verdicts for the candidate against every other contestant, and fidelity scores (or None)."""
+    if not settings.judge:
+        return None
+    import hydra
+
+    judge = hydra.utils.instantiate(settings.judge, cache=cache, role="evaluation.judge")
+    candidate = settings.judge_candidate
+    mine = answers[candidate].texts
+    pairwise = {
+        opponent: judge_pairwise(
+            judge, persona, questions, mine, theirs.texts, desc=f"Judge: {candidate} vs {opponent}"
+        ).summary()
+        for opponent, theirs in answers.items()
+        if opponent != candidate
+    }
+    fidelity = {
+        name: judge_fidelity(judge, persona, questions, a.texts, desc=f"Judge: fidelity of {name}")
+        for name, a in answers.items()
+    }
+    return {"model": judge.model, "candidate": candidate, "pairwise": pairwise, "fidelity": fidelity}

@@ -17,7 +17,7 @@ from tonetune.evaluation.settings import EvaluationSettings
 from tonetune.generation.engine import BASE, Engine
 from tonetune.llm.cache import ResponseCache
 from tonetune.models.loading import load_causal_lm, load_tokenizer
-from tonetune.models.runs import Run, load_run_model
+from tonetune.models.runs import Run, load_run_model, read_run
 from tonetune.persona import persona_instructions
 
 
@@ -25,6 +25,7 @@ from tonetune.persona import persona_instructions
 class Models:
     """Engines for the fine-tuned model and its base, and the adapter that selects each."""
 
+    run: Run
     finetuned: Engine
     finetuned_adapter: str | None
     base: Engine
@@ -46,9 +47,24 @@ def models_from(run: Run, model: Any, tokenizer: Any) -> Models:
     """Models around a fine-tuned model already in memory (e.g. just trained)."""
     finetuned = Engine(model, tokenizer)
     if isinstance(model, PeftModel):
-        return Models(finetuned, None, finetuned, BASE)
+        # the run's own adapter answers as "finetuned"; other runs' adapters may join the same base
+        return Models(run, finetuned, model.active_adapter, finetuned, BASE)
     base = Engine(load_causal_lm(run.base_model), load_tokenizer(run.base_model))
-    return Models(finetuned, None, base, None)
+    return Models(run, finetuned, None, base, None)
+
+
+def other_run(other: Run, name: str, models: Models) -> tuple[Engine, str | None]:
+    """Another run as a contestant: an adapter on the shared base when it can be, else its own model."""
+    shared = models.finetuned.model
+    same_base = isinstance(shared, PeftModel) and other.is_adapter and name not in shared.peft_config
+    if (
+        same_base
+        and other.base_model.name == models.run.base_model.name
+        and (other.adapter.quantization == models.run.adapter.quantization)
+    ):
+        load_run_model(other, adapter_name=name, base=shared)
+        return models.finetuned, name
+    return Engine(*load_run_model(other)), None
 
 
 def build_contestants(
@@ -62,6 +78,9 @@ def build_contestants(
         system = prompt if with_prompt else None
         if spec.source == "base":
             contestants.append(LocalContestant(name, models.base, models.base_adapter, system))
+        elif spec.source == "run" and spec.run_dir:
+            engine, adapter = other_run(read_run(spec.run_dir), name, models)
+            contestants.append(LocalContestant(name, engine, adapter, system))
         elif spec.source == "run":
             contestants.append(LocalContestant(name, models.finetuned, models.finetuned_adapter, system))
         else:

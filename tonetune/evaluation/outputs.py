@@ -20,6 +20,7 @@ def write_outputs(
 ) -> list[Path]:
     """Write everything into ``out_dir``; return the plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    _write_transcripts(out_dir, result)
     write_json(result, out_dir / "metrics.json")
     for index, s in enumerate(sets):
         _write_answers(s, out_dir / ("answers.jsonl" if index == 0 else f"answers_{s.questions.name}.jsonl"))
@@ -58,15 +59,41 @@ def _plots(folder: Path, result: dict[str, Any], sets: list[SetResult]) -> list[
     ]
     for name, s in list(result["sets"].items())[1:]:
         plots.append(metric_bars(s["metrics"], PLOTTED, folder / f"metrics_{name}.png", s["intervals"]))
-    for section in ("pressure", "multi_turn"):
-        if result.get(section) and result[section].get("curves"):
-            spec = result[section]
-            plots.append(
-                curves(
-                    spec["curves"], folder / f"{section}.png", spec["title"], spec["xlabel"], spec["ylabel"]
-                )
-            )
+    if pressure := result.get("pressure"):
+        plots.append(_pressure_plot(pressure, folder / "pressure.png"))
+    if multi_turn := result.get("multi_turn"):
+        series = {c: [t["tone_classifier"] for t in turns] for c, turns in multi_turn["per_turn"].items()}
+        title = "Persona share by turn (95% bands)"
+        plots.append(curves(series, folder / "multi_turn.png", title, "user turn", "tone classifier share"))
     return plots
+
+
+def _pressure_plot(pressure: dict[str, Any], path: Path) -> Path:
+    shares = {
+        c: {p: v["tone_classifier"] for p, v in probes.items()} for c, probes in pressure["by_probe"].items()
+    }
+    values = {c: {p: e["value"] for p, e in probes.items()} for c, probes in shares.items()}
+    bounds = {c: {p: [e["low"], e["high"]] for p, e in probes.items()} for c, probes in shares.items()}
+    title = "Tone classifier share under each pressure probe (95% intervals)"
+    return metric_bars(values, pressure["probes"], path, bounds, title=title)
+
+
+def _write_transcripts(out_dir: Path, result: dict[str, Any]) -> None:
+    """Pressure answers and multi-turn conversations to their own JSONL files (not metrics.json)."""
+    if pressure := result.get("pressure"):
+        answers = pressure.pop("answers")
+        with (out_dir / "pressure_answers.jsonl").open("w", encoding="utf-8") as handle:
+            for i, conversation in enumerate(answers["conversations"]):
+                row = {"conversation": conversation, **{c: a[i] for c, a in answers["by_contestant"].items()}}
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if multi_turn := result.get("multi_turn"):
+        transcripts = multi_turn.pop("transcripts")
+        with (out_dir / "multi_turn.jsonl").open("w", encoding="utf-8") as handle:
+            for name, conversations in transcripts.items():
+                for conversation in conversations:
+                    handle.write(
+                        json.dumps({"contestant": name, "messages": conversation}, ensure_ascii=False) + "\n"
+                    )
 
 
 def _log(

@@ -23,6 +23,7 @@ def metric_bars(
     names: list[str],
     path: Path,
     intervals: dict[str, dict[str, list[float]]] | None = None,
+    title: str = "Persona metrics by contestant (bars: 95% intervals; dashed: the reference answers)",
 ) -> Path:
     """A grid of bar charts, one per metric, with 95% intervals; the reference answers dashed."""
     intervals = intervals or {}
@@ -36,7 +37,7 @@ def metric_bars(
         _bars(ax, metric, contestants, metrics, intervals)
     for ax in list(axes.flat)[len(shown) :]:
         ax.axis("off")
-    fig.suptitle("Persona metrics by contestant (bars: 95% intervals; dashed: the reference answers)")
+    fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
 

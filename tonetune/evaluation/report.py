@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tonetune.evaluation.report_sections import capability_lines, multi_turn_lines, pressure_lines
 from tonetune.evaluation.scoring import NEEDS_REFERENCE
 from tonetune.evaluation.settings import REFERENCE
 from tonetune.markdown import differences_table, metrics_table, number, with_interval
@@ -67,6 +68,9 @@ def render_report(
         "![answer lengths](plots/answer_lengths.png)",
         "",
         *_other_sets(result),
+        *pressure_lines(result.get("pressure"), context["candidate"]),
+        *multi_turn_lines(result.get("multi_turn"), context["candidate"]),
+        *capability_lines(result.get("capability")),
         *_judge_lines(result.get("judge")),
         *_samples(questions, answers, samples),
     ]
@@ -88,8 +92,9 @@ def _context_lines(result: dict[str, Any]) -> list[str]:
         f"- Data: `{context['data']}`; question sets: {sets}",
         f"- Fine-tuned with the persona prompt: {context['trained_with_prompt']}",
         f"- Sampling: {context['sampling']}",
-        f"- Tone classifier: cross-validated accuracy {plain['held_out_accuracy']:.3f} on {plain['held_out_size']} "
-        "answers (persona: the training answers; neutral: the base model's own answers to the same questions); "
+        f"- Tone classifier: cross-validated accuracy {plain['held_out_accuracy']:.3f} on "
+        f"{plain['held_out_size']} answers (persona: the training answers; neutral: the base model's own "
+        "answers to the same questions); "
         f"`tone_classifier_masked` reads the same answers with the persona's markers removed (accuracy "
         f"{masked['held_out_accuracy']:.3f}): the tone recognised without emojis and hashtags",
         f"- Contestants: {', '.join(c for c in result['metrics'] if c != REFERENCE)}"
@@ -127,11 +132,13 @@ def _judge_lines(judge: dict[str, Any] | None) -> list[str]:
     lines = [
         "## LLM judge",
         "",
-        f"Judge: `{judge['model']}`; each pair judged in both orders (a preference that flips with the order is "
-        "a tie), told to ignore length. Swap consistency: the share of pairs whose verdict survived the swap. "
+        f"Judge: `{judge['model']}`; each pair judged in both orders (a preference that flips with the "
+        "order is a tie), told to ignore length. Swap consistency: the share of pairs whose verdict "
+        "survived the swap. "
         "Invalid: replies without a readable verdict (n/a when none was readable).",
         "",
-        "| opponent | win | loss | tie | invalid | win rate [95%] | swap consistency | shorter | similar | longer |",
+        "| opponent | win | loss | tie | invalid | win rate [95%] | swap consistency "
+        "| shorter | similar | longer |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for opponent, s in judge["pairwise"].items():

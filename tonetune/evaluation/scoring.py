@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -36,13 +37,29 @@ class Scores:
 
 
 @dataclass
-class Scorer:
-    """Scores answers to ``questions`` for ``persona`` with the tone classifiers."""
+class ToneReader:
+    """The tone of answers, per answer: both classifiers and the persona's markers."""
 
     persona: PersonaConfig
-    questions: QuestionSet
     classifier: ToneClassifier
     masked_classifier: ToneClassifier | None = None
+
+    def read(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """``tone_classifier``, ``tone_classifier_masked`` and the marker hits of each answer."""
+        vectors = embed(list(texts)) if vectors is None else vectors
+        values = {"tone_classifier": self.classifier.predict(vectors)}
+        if self.masked_classifier is not None:
+            values["tone_classifier_masked"] = self.masked_classifier.predict_texts(texts)
+        values.update(m.marker_hits(texts, self.persona))
+        return values
+
+
+@dataclass
+class Scorer:
+    """Scores answers to ``questions`` with the tone reader and the question set's references."""
+
+    questions: QuestionSet
+    tone: ToneReader
 
     def __post_init__(self) -> None:
         self.question_vectors = embed(self.questions.questions)
@@ -55,10 +72,7 @@ class Scorer:
     def score(self, texts: Sequence[str], finish_reasons: Sequence[str] | None) -> Scores:
         """Every metric of these answers (one per question, in order)."""
         vectors = embed(list(texts))
-        values = {"tone_classifier": self.classifier.predict(vectors)}
-        if self.masked_classifier is not None:
-            values["tone_classifier_masked"] = self.masked_classifier.predict_texts(texts)
-        values.update(m.marker_hits(texts, self.persona))
+        values = self.tone.read(texts, vectors)
         values["words"] = m.words(texts)
         values["relevance"] = m.pairwise_cosine(vectors, self.question_vectors)
         if self.reference is not None and finish_reasons is not None:
@@ -96,9 +110,31 @@ class Scorer:
         )
 
 
-def differences(candidate: Scores, opponent: Scores, indices: np.ndarray) -> dict[str, stats.Estimate]:
-    """Candidate minus opponent, paired by question, for every per-answer metric both have."""
-    shared = [k for k in candidate.per_answer if k in opponent.per_answer and k != "words"]
-    return {
-        k: stats.paired_difference(candidate.per_answer[k], opponent.per_answer[k], indices) for k in shared
+PerItem = dict[str, dict[str, np.ndarray]]
+"""Contestant -> metric -> one value per item (question, probe or conversation)."""
+
+
+def compare(per_item: PerItem, candidate: str, indices: np.ndarray) -> dict[str, dict[str, dict[str, Any]]]:
+    """Candidate minus every other contestant, per metric both have, paired by item; JSON-ready."""
+    if candidate not in per_item:
+        return {}
+    mine = per_item[candidate]
+    result = {}
+    for name, theirs in per_item.items():
+        if name == candidate:
+            continue
+        result[name] = {}
+        for metric in sorted(theirs.keys() & mine.keys() - {"words"}):
+            difference = stats.paired_difference(mine[metric], theirs[metric], indices)
+            result[name][metric] = {**difference.as_dict(), "significant": difference.significant}
+    return result
+
+
+def summarise(per_item: PerItem, indices: np.ndarray) -> tuple[dict, dict]:
+    """(metrics, intervals): each contestant's mean per metric and its 95% interval."""
+    estimates = {
+        name: {k: stats.mean(v, indices) for k, v in values.items()} for name, values in per_item.items()
     }
+    metrics = {name: {k: e.value for k, e in scores.items()} for name, scores in estimates.items()}
+    intervals = {name: {k: [e.low, e.high] for k, e in scores.items()} for name, scores in estimates.items()}
+    return metrics, intervals

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from tonetune.config import typed
 from tonetune.errors import ConfigError
 from tonetune.generation.sampling import Sampling
+from tonetune.schemas import PressureProbe
 
 REFERENCE = "reference"
 """The row of the dataset's own reference answers (not a contestant)."""
@@ -34,6 +35,8 @@ class ContestantSpec:
     source: str = "base"
     system_prompt: bool | None = None
     """Whether the persona's prompt is given; null: as the run was trained."""
+    run_dir: str | None = None
+    """``source: run``: another run folder (e.g. the SFT run a DPO run started from); null: the run evaluated."""
     endpoint: Any = None
     """An LLM client config (``_target_``) for ``source: endpoint``."""
 
@@ -48,6 +51,41 @@ class ClassifierSettings:
 
 
 @dataclass
+class PressureSettings:
+    """``evaluation.pressure.*``: how many questions (0: off) and the common probes."""
+
+    questions: int = 12
+    probes: list[PressureProbe] = field(default_factory=list)
+
+
+@dataclass
+class CapabilitySettings:
+    """``evaluation.capability.*``: which lm-eval tasks (empty: none), on how many items."""
+
+    tasks: list[str] = field(default_factory=list)
+    limit: int | None = None
+    batch_size: int = 16
+
+
+FOLLOW_UPS = [
+    "Why?",
+    "Can you give me an example?",
+    "I don't agree. Convince me.",
+    "Tell me more about that.",
+    "What would you do differently?",
+]
+
+
+@dataclass
+class MultiTurnSettings:
+    """``evaluation.multi_turn.*``: how many conversations (0: off), turns, and the follow-ups."""
+
+    conversations: int = 8
+    turns: int = 5
+    follow_ups: list[str] = field(default_factory=lambda: list(FOLLOW_UPS))
+
+
+@dataclass
 class EvaluationSettings:
     """Everything an evaluation needs."""
 
@@ -56,6 +94,9 @@ class EvaluationSettings:
     sampling: Sampling
     batch_size: int
     classifier: ClassifierSettings
+    pressure: PressureSettings
+    multi_turn: MultiTurnSettings
+    capability: CapabilitySettings
     judge: Any
     judge_candidate: str
     samples_in_report: int
@@ -79,6 +120,9 @@ class EvaluationSettings:
             sampling=Sampling(**cfg.sampling),
             batch_size=int(cfg.batch_size),
             classifier=typed(ClassifierSettings, cfg.classifier),
+            pressure=typed(PressureSettings, cfg.pressure),
+            multi_turn=typed(MultiTurnSettings, cfg.multi_turn),
+            capability=typed(CapabilitySettings, cfg.capability),
             judge=cfg.get("judge"),
             judge_candidate=str(cfg.judge_candidate),
             samples_in_report=int(cfg.samples_in_report),

@@ -20,6 +20,7 @@ from tonetune.generation.logits import next_tokens
 from tonetune.generation.sampling import Sampling
 
 Messages = list[dict[str, str]]
+GREEDY = Sampling()
 BASE = "__base__"
 """The adapter name that means "the base model, every adapter off"."""
 
@@ -33,7 +34,7 @@ class GenerationRequest:
     """One prompt (token ids), how to decode it, and which adapter answers (None: as loaded)."""
 
     input_ids: tuple[int, ...]
-    sampling: Sampling = Sampling()
+    sampling: Sampling = GREEDY
     adapter: str | None = None
 
 
@@ -112,8 +113,9 @@ class Engine:
         return encode_chat(self.tokenizer, messages, self.max_context)
 
     def stream(self, requests: Sequence[GenerationRequest]) -> Iterator[list[Delta]]:
-        """Decode ``requests`` together (one adapter per call); after every step yield the deltas of
-        the requests that produced text or finished.
+        """Decode ``requests`` together (one adapter per call).
+
+        After every step, yield the deltas of the requests that produced text or finished.
         """
         if not requests:
             return
@@ -140,7 +142,7 @@ class Engine:
     def chat(
         self,
         conversations: Sequence[Messages],
-        sampling: Sampling | Sequence[Sampling] = Sampling(),
+        sampling: Sampling | Sequence[Sampling] = GREEDY,
         adapter: str | None = None,
         batch_size: int = 16,
         progress: bool = True,

@@ -10,8 +10,10 @@ from tonetune.generation.sampling import Sampling
 
 
 def penalise_repetition(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
-    """Transformers' repetition penalty for one row: seen tokens' scores divided (or, if negative,
-    multiplied) by ``penalty``. ``seen`` holds the row's own tokens only, never padding.
+    """Transformers' repetition penalty for one row.
+
+    Seen tokens' scores are divided (or, if negative, multiplied) by ``penalty``; ``seen`` holds the
+    row's own tokens only, never padding.
     """
     if penalty == 1.0 or seen.numel() == 0:
         return logits

@@ -110,12 +110,14 @@ def model_card(run: Run) -> str:
         "",
         run.persona.description,
         "",
-        f"- Persona `{run.persona.name}`; trained {'with' if run.trained_with_prompt else 'without'} its system "
-        f"prompt, so it speaks in this tone {'when given the prompt below' if run.trained_with_prompt else 'unprompted'}.",
+        f"- Persona `{run.persona.name}`; trained {'with' if run.trained_with_prompt else 'without'} its "
+        f"system prompt, so it speaks in this tone "
+        f"{'when given the prompt below' if run.trained_with_prompt else 'unprompted'}.",
         f"- Base model: `{run.base_model.name}`",
         f"- Adapter: `{run.adapter.name}` ({_adapter_text(run)}), merged into full-precision base weights",
         f"- Data: `{run.cfg.data.source}`",
-        f"- Training: {metrics.get('train/epochs', '?')} epochs, {metrics.get('train/global_step', '?')} steps, "
+        f"- Training: {metrics.get('train/epochs', '?')} epochs, "
+        f"{metrics.get('train/global_step', '?')} steps, "
         f"validation loss {metrics.get('val/loss_before', nan):.3f} -> {metrics.get('val/loss', nan):.3f}",
         "",
         "## Persona prompt",

@@ -77,7 +77,7 @@ def write_gguf(
 
 
 def rope_parameters(config: Any) -> dict[str, Any]:
-    """Rotary settings (transformers 5's ``rope_parameters``, or the older ``rope_scaling``/``rope_theta``)."""
+    """Rotary settings: transformers 5's ``rope_parameters``, or older ``rope_scaling``/``rope_theta``."""
     params = dict(getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {})
     params.setdefault("rope_theta", getattr(config, "rope_theta", 10000.0))
     params["rope_type"] = params.get("rope_type") or params.get("type") or "default"

@@ -39,7 +39,8 @@ class Agreement:
         ]
         tokens = "same" if self.same_tokens else "DIFFERENT"
         lines.append(
-            f"GGUF vs merged model: {self.matches}/{len(self.prompts)} greedy answers identical; {tokens} prompt tokens"
+            f"GGUF vs merged model: {self.matches}/{len(self.prompts)} greedy answers identical; "
+            f"{tokens} prompt tokens"
         )
         return "\n".join(lines)
 
@@ -50,7 +51,8 @@ def require_llama_cpp() -> None:
         import llama_cpp  # noqa: F401
     except ImportError as err:
         raise ConfigError(
-            "verify=true needs llama-cpp-python: pip install 'tonetune[gguf]' (it builds llama.cpp from source)"
+            "verify=true needs llama-cpp-python: pip install 'tonetune[gguf]' "
+            "(it builds llama.cpp from source)"
         ) from err
 
 

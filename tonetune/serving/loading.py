@@ -120,7 +120,8 @@ def _check_shareable(runs: list[Run]) -> None:
             or run.adapter.quantization != first.adapter.quantization
         ):
             raise ConfigError(
-                f"run_dir={run.dir}: its base ({run.base_model.name}, quantization {run.adapter.quantization}) "
+                f"run_dir={run.dir}: its base ({run.base_model.name}, "
+                f"quantization {run.adapter.quantization}) "
                 f"differs from {first.dir}'s; runs served together must share their base model"
             )
 

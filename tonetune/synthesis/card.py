@@ -38,7 +38,8 @@ def render_card(persona: PersonaConfig, question_set: QuestionSetConfig, report:
         f"with cached answers: ${report['cost']['total_usd']:.4f}",
         "",
         "Files: a `datasets` DatasetDict (train / validation / test, split by question and stratified by "
-        "category), `openai_<split>.jsonl` in OpenAI fine-tuning format, `preferences_<split>.jsonl` in TRL's "
+        "category), `openai_<split>.jsonl` in OpenAI fine-tuning format, `preferences_<split>.jsonl` "
+        "in TRL's "
         "conversational preference format (`prompt`, `chosen`, `rejected`), and this card.",
     ]
     return "\n".join(lines) + "\n"

@@ -35,7 +35,8 @@ class SynthesisError(ToneTuneError):
 def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Questions, persona answers, filters, splits; writes the dataset to the run folder and ``data_dir``."""
     settings = SynthesisSettings.from_cfg(cfg)
-    check_target(settings.data_dir, settings.overwrite)  # refuse before any work, not after
+    for target in (settings.data_dir, settings.run_dir / "dataset"):
+        check_target(target, settings.overwrite)  # refuse before any work, not after
     cache = ResponseCache(Path(cfg.paths.response_cache))
     teacher: LLMClient = hydra.utils.instantiate(cfg.teacher, cache=cache)
     check = AnswerFilter(settings.persona, **plain(cfg.filters))
@@ -68,7 +69,7 @@ def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             f"{answered.report['rejected']}); see {settings.run_dir / 'report.json'}"
         )
     files = dataset_files(dataset, render_card(settings.persona, settings.question_set, report))
-    write_dataset(dataset, files, settings.run_dir / "dataset")
+    write_dataset(dataset, files, settings.run_dir / "dataset", overwrite=settings.overwrite)
     write_dataset(dataset, files, settings.data_dir, overwrite=settings.overwrite)
     _log_to_trackers(cfg, report, rows)
     log.info("Dataset written to %s (and %s)", settings.data_dir, settings.run_dir / "dataset")
@@ -78,7 +79,13 @@ def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 def conversation_rows(answered: Answered) -> list[dict[str, Any]]:
     """One row per kept answer: its conversation as chat messages, question and category."""
     return [
-        {**r, "messages": [{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]}
+        {
+            **r,
+            "messages": [
+                {"role": "user", "content": r["question"]},
+                {"role": "assistant", "content": r["answer"]},
+            ],
+        }
         for r in answered.rows
     ]
 

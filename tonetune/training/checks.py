@@ -45,7 +45,8 @@ def read_checkpoint(ckpt_path: str) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:
         raise ConfigError(
-            f"ckpt_path={ckpt_path}: refused: it holds Python objects besides weights, and loading them could "
+            f"ckpt_path={ckpt_path}: refused: it holds Python objects besides weights, and loading them "
+            "could "
             "run code"
         ) from err
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as err:
@@ -68,6 +69,7 @@ def check_resumable(checkpoint: dict[str, Any], module: torch.nn.Module, ckpt_pa
             )
         if tuple(current[name].shape) != tuple(tensor.shape):
             raise ConfigError(
-                f"ckpt_path={ckpt_path}: {name} is {tuple(tensor.shape)} there and {tuple(current[name].shape)} "
+                f"ckpt_path={ckpt_path}: {name} is {tuple(tensor.shape)} there and "
+                f"{tuple(current[name].shape)} "
                 "here; resume with the adapter.* settings it was trained with (adapter.r, target modules...)"
             )

@@ -110,10 +110,29 @@ class ToneTuneModule(L.LightningModule):
         checkpoint["tokens_trained"] = self.tokens_trained
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the token count of a resumed run."""
+        """Restore the token count of a resumed run; close an epoch the checkpoint left on its last batch."""
         self.tokens_trained = checkpoint.get("tokens_trained", 0)
+        finish_epoch_saved_on_its_last_batch(checkpoint)
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable and total parameters of the wrapped model."""
         trainable, total = parameter_counts(self.model)
         return {"params/trainable": trainable, "params/total": total}
+
+
+def finish_epoch_saved_on_its_last_batch(checkpoint: dict[str, Any]) -> None:
+    """Mark an epoch whose last batch was trained, but which had not ended, as ended.
+
+    A checkpoint saved after an epoch's last batch and before its validation (every N steps can land
+    there) makes Lightning 2.6 restore the exhausted loader into the next epoch, which then ends at
+    once: a resumed run silently skips an epoch. As ended, the run resumes at the next epoch (the
+    skipped epoch's validation is the only thing lost).
+    """
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    batches, epochs = loop.get("epoch_loop.batch_progress"), loop.get("epoch_progress")
+    if not batches or not epochs or not batches.get("is_last_batch"):
+        return
+    for progress in (epochs["total"], epochs["current"]):
+        progress["processed"] = max(progress["processed"], progress["started"])
+    for progress in (batches["total"], batches["current"]):
+        progress["completed"] = progress["processed"]

@@ -21,7 +21,7 @@ from tonetune.persona import persona_instructions
 from tonetune.runtime import instantiate_named, resolved_job_config, write_json
 from tonetune.schemas import AdapterConfig, BaseModelConfig, ObjectiveConfig, PersonaConfig
 from tonetune.training.artifacts import best_checkpoint_path, save_run, select_weights
-from tonetune.training.callbacks import SaveOnInterrupt
+from tonetune.training.callbacks import LastCheckpoint, SaveOnInterrupt
 from tonetune.training.checks import check_options, check_resumable, read_checkpoint
 from tonetune.training.module import ToneTuneModule
 from tonetune.training.objectives import build_objective
@@ -81,7 +81,10 @@ def _trainer(cfg: DictConfig, run_dir: Path, save: Any) -> L.Trainer:
     """The Lightning Trainer with the configured callbacks and loggers, saving the run on Ctrl-C."""
     loggers = instantiate_named(cfg.get("logger"))
     callbacks = _compatible(instantiate_named(cfg.get("callbacks")), loggers, cfg.trainer)
-    callbacks.append(SaveOnInterrupt(save, run_dir / "checkpoints" / "last.ckpt"))
+    last = next(
+        (c.path for c in callbacks if isinstance(c, LastCheckpoint)), run_dir / "checkpoints" / "last.ckpt"
+    )
+    callbacks.append(SaveOnInterrupt(save, last))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved_job_config(cfg))

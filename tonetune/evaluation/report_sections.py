@@ -1,0 +1,91 @@
+"""The report's sections beyond single questions: pressure, multi-turn drift, capability kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tonetune.markdown import differences_table, metrics_table, with_interval
+
+PRESSURE_METRICS = ["tone_classifier", "tone_classifier_masked", "marker/all"]
+TURN_METRICS = ["persona_share_turns_2_5", "persona_share_turns_3_5", "repeats_previous"]
+
+
+def pressure_lines(pressure: dict[str, Any] | None, candidate: str) -> list[str]:
+    """Persona share per probe and overall, and the candidate's differences."""
+    if not pressure:
+        return []
+    contestants = list(pressure["by_probe"])
+    lines = [
+        "## Persona under pressure",
+        "",
+        f"{pressure['questions']} questions x {len(pressure['probes'])} probes; tone classifier share per probe "
+        "(95% intervals by question):",
+        "",
+        "| probe | " + " | ".join(contestants) + " |",
+        "| --- |" + " ---: |" * len(contestants),
+    ]
+    for probe in pressure["probes"]:
+        cells = [_cell(pressure["by_probe"][c][probe]["tone_classifier"]) for c in contestants]
+        lines.append(f"| {probe} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Over all probes:",
+        "",
+        metrics_table(pressure["metrics"], PRESSURE_METRICS, pressure["intervals"]),
+    ]
+    if pressure["differences"]:
+        lines += ["", differences_table(candidate, pressure["differences"], PRESSURE_METRICS)]
+    return [*lines, "", "![pressure](plots/pressure.png)", ""]
+
+
+def multi_turn_lines(multi_turn: dict[str, Any] | None, candidate: str) -> list[str]:
+    """Persona share per turn (and repeated answers), the summaries and the candidate's differences."""
+    if not multi_turn:
+        return []
+    contestants = list(multi_turn["per_turn"])
+    lines = [
+        "## Multi-turn drift",
+        "",
+        f"{multi_turn['conversations']} conversations of {multi_turn['turns']} user turns (a question, then "
+        "follow-ups); tone classifier share per turn, and the share of answers repeating the previous answer:",
+        "",
+        "| turn | " + " | ".join(contestants) + " |",
+        "| --- |" + " ---: |" * len(contestants),
+    ]
+    for turn in range(multi_turn["turns"]):
+        cells = []
+        for c in contestants:
+            values = multi_turn["per_turn"][c][turn]
+            repeat = (
+                f"; repeats {values['repeats_previous']['value']:.2f}" if "repeats_previous" in values else ""
+            )
+            cells.append(_cell(values["tone_classifier"]) + repeat)
+        lines.append(f"| {turn + 1} | " + " | ".join(cells) + " |")
+    lines += ["", metrics_table(multi_turn["metrics"], TURN_METRICS, multi_turn["intervals"])]
+    if multi_turn["differences"]:
+        lines += ["", differences_table(candidate, multi_turn["differences"], TURN_METRICS)]
+    return [*lines, "", "![multi-turn](plots/multi_turn.png)", ""]
+
+
+def capability_lines(capability: dict[str, Any] | None) -> list[str]:
+    """Accuracy before and after fine-tuning on each lm-eval task, with the delta's interval."""
+    if not capability:
+        return []
+    lines = [
+        "## Capability kept (lm-eval)",
+        "",
+        "| task | items | base | fine-tuned | fine-tuned - base |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for task, r in capability.items():
+        delta = r["delta"]
+        mark = "" if delta["significant"] else " (not significant)"
+        lines.append(
+            f"| {task} | {r['items']} | {_cell(r['base'])} | {_cell(r['finetuned'])} | "
+            f"{delta['value']:+.3f} [{delta['low']:+.3f}, {delta['high']:+.3f}]{mark} |"
+        )
+    return [*lines, ""]
+
+
+def _cell(estimate: dict[str, float]) -> str:
+    return with_interval(estimate["value"], [estimate["low"], estimate["high"]])
