@@ -117,8 +117,20 @@ def persona_answer(question: str, seed: int) -> str:
     return f"Honestly {' '.join(words)} is easy once you are on Mars (take {seed}) 🚀 #Mars{tag}"
 
 
+def follow_up(transcript: str, seed: int) -> str:
+    """The user's next message: refers to the last answer (its hashtag), varied by seed."""
+    tag = re.findall(r"#\w+", transcript)[-1] if "#" in transcript else "that"
+    return [
+        "Why do you say " + tag + "?",
+        "Can you give an example of " + tag + "?",
+        "I disagree with " + tag + ".",
+    ][seed % 3]
+
+
 def reply_for(body: dict[str, Any]) -> str:
     messages = body["messages"]
+    if messages[0]["content"].startswith("You write the next message of a person"):
+        return follow_up(messages[-1]["content"], body.get("seed", 0))
     if messages[0]["content"] in (JSON_INSTRUCTIONS, LIST_INSTRUCTIONS):
         questions = question_list(messages[-1]["content"])
         if body.get("response_format", {}).get("type") == "json_object":

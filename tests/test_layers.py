@@ -55,7 +55,9 @@ def test_imports_only_go_down_and_stages_never_import_each_other() -> None:
 
 def test_persona_cards_load_without_torch() -> None:
     code = "import sys, tonetune.persona, tonetune.schemas; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
 
 
 def test_importing_the_package_registers_nothing() -> None:

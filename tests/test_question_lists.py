@@ -39,7 +39,11 @@ def test_bank_and_held_out_list_are_large_and_disjoint(name: str, tmp_path: Path
 def test_no_shipped_question_comes_from_the_gpt4_teacher_data(tmp_path: Path) -> None:
     teacher = {normalised(row["question"]) for _, row in read_jsonl(ELON_GPT4)}
     for name in SETS:
-        qs = typed(QuestionSetConfig, compose_config(
-            "synthesize", [f"question_set={name}", f"paths.output_dir={tmp_path}"]).question_set)
+        qs = typed(
+            QuestionSetConfig,
+            compose_config(
+                "synthesize", [f"question_set={name}", f"paths.output_dir={tmp_path}"]
+            ).question_set,
+        )
         shipped = {normalised(q.text) for path in (qs.bank, qs.held_out) for q in read_question_file(path)}
         assert not shipped & teacher

@@ -1,98 +1,39 @@
-"""The LightningDataModule: conversations in, dynamically padded and length-grouped batches out."""
+"""Chat fine-tuning data (SFT): conversations in, assistant-only labels, dynamically padded batches."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-import lightning as L
-from datasets import Dataset, DatasetDict
-from torchdata.stateful_dataloader import StatefulDataLoader
-from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
+from datasets import DatasetDict
+from transformers import DataCollatorForSeq2Seq
 
-from tonetune.data.chat import IGNORE_INDEX, tokenize_conversation
-from tonetune.data.loading import Columns, load_conversations
-from tonetune.data.sampling import EpochLengthGroupedSampler
-from tonetune.errors import DataError
+from tonetune.data.base import TokenizedData
+from tonetune.data.chat import tokenize_conversation
+from tonetune.data.loading import load_conversations
+from tonetune.models.loss import IGNORE_INDEX
 from tonetune.persona import with_system_prompt
 
-log = logging.getLogger(__name__)
 
+class ChatDataModule(TokenizedData):
+    """Conversations (OpenAI ``messages`` or question/answer columns); every assistant turn is trained.
 
-class ChatDataModule(L.LightningDataModule):
-    """Chat fine-tuning data with assistant-only labels.
-
-    Args:
-        source: A .jsonl file, a folder saved by ``datasets``, or a hub dataset id.
-        tokenizer: The base model's tokenizer (its chat template is applied).
-        system_prompt: Prepended to every conversation without one; None trains without it.
-        columns: Field names of the rows (``messages``, ``question``, ``answer``, ``category``, ``split``).
-        val_fraction: Share of train rows held out for validation when the data has no validation split.
-        max_length: Longest sequence in tokens; longer ones are truncated (and counted in the log).
-        batch_size: Examples per training step (before gradient accumulation).
-        eval_batch_size: Examples per validation step (defaults to ``batch_size``).
-        group_by_length: Batch examples of similar length together to cut padding.
-        pad_to_multiple_of: Pad each batch's length to a multiple of this (None: no rounding).
-        num_workers: DataLoader worker processes.
-        seed: Seed of the validation split and the shuffling.
-        limit_train_examples: Use only the first N training examples (quick runs).
+    See ``TokenizedData`` for the arguments.
     """
 
-    def __init__(
-        self,
-        source: str,
-        tokenizer: PreTrainedTokenizerBase | None = None,
-        system_prompt: str | None = None,
-        columns: dict[str, str] | None = None,
-        val_fraction: float = 0.1,
-        max_length: int = 512,
-        batch_size: int = 8,
-        eval_batch_size: int | None = None,
-        group_by_length: bool = True,
-        pad_to_multiple_of: int | None = None,
-        num_workers: int = 0,
-        seed: int = 42,
-        limit_train_examples: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.source = str(source)
-        self.tokenizer = tokenizer
-        self.system_prompt = system_prompt
-        self.columns = Columns(**(columns or {}))
-        self.val_fraction = val_fraction
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.group_by_length = group_by_length
-        self.pad_to_multiple_of = pad_to_multiple_of
-        self.num_workers = num_workers
-        self.seed = seed
-        self.limit_train_examples = limit_train_examples
-        self.splits: DatasetDict | None = None
+    def load(self) -> DatasetDict:
+        """Normalised conversations by split."""
+        return load_conversations(self.source, self.columns)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load, split and tokenize once."""
-        if self.splits is not None:
-            return
-        if self.tokenizer is None:
-            raise ValueError("ChatDataModule needs the base model's tokenizer")
-        conversations = self._train_validation(load_conversations(self.source, self.columns))
-        self.splits = DatasetDict({name: self._tokenize(name, data) for name, data in conversations.items()})
+    def encode(self, row: dict[str, Any]) -> dict[str, Any]:
+        """input_ids, attention_mask and labels (assistant tokens only)."""
+        messages = with_system_prompt(row["messages"], self.system_prompt)
+        encoded = tokenize_conversation(self.tokenizer, messages, self.max_length)
+        encoded["length"] = len(encoded["input_ids"])
+        return encoded
 
-    def train_dataloader(self) -> StatefulDataLoader:
-        """Shuffled, length-grouped batches; resumable mid-epoch (Lightning saves its state)."""
-        data = self._split("train")
-        sampler = EpochLengthGroupedSampler(
-            lengths=data["length"],
-            batch_size=self.batch_size,
-            seed=self.seed,
-            group_by_length=self.group_by_length,
-        )
-        return self._loader(data, self.batch_size, sampler=sampler)
-
-    def val_dataloader(self) -> StatefulDataLoader:
-        """Validation batches in a fixed order."""
-        return self._loader(self._split("validation"), self.eval_batch_size)
+    def keep(self, row: dict[str, Any]) -> bool:
+        """Examples that still have an answer token after truncation."""
+        return any(label != IGNORE_INDEX for label in row["labels"])
 
     @property
     def collator(self) -> DataCollatorForSeq2Seq:
@@ -105,63 +46,6 @@ class ChatDataModule(L.LightningDataModule):
             return_tensors="pt",
         )
 
-    def _loader(self, data: Dataset, batch_size: int, sampler: Any = None) -> StatefulDataLoader:
-        columns = data.select_columns(["input_ids", "attention_mask", "labels"])
-        return StatefulDataLoader(
-            columns,
-            batch_size=batch_size,
-            sampler=sampler,
-            collate_fn=self.collator,
-            num_workers=self.num_workers,
-        )
-
-    def _split(self, name: str) -> Dataset:
-        if self.splits is None:
-            self.setup()
-        return self.splits[name]  # type: ignore[index]
-
-    def _train_validation(self, data: DatasetDict) -> DatasetDict:
-        if "train" not in data:
-            raise DataError(f"data.source={self.source}: no train rows (found splits {sorted(data)})")
-        train = data["train"]
-        if self.limit_train_examples:
-            train = train.select(range(min(self.limit_train_examples, len(train))))
-        if "validation" in data:
-            return DatasetDict(train=train, validation=data["validation"])
-        n_val = max(1, round(len(train) * self.val_fraction))
-        if len(train) - n_val < 1:
-            raise DataError(
-                f"data.source={self.source}: {len(train)} training rows are too few to hold out validation"
-            )
-        held_out = train.train_test_split(test_size=n_val, seed=self.seed)
-        return DatasetDict(train=held_out["train"], validation=held_out["test"])
-
-    def _tokenize(self, name: str, data: Dataset) -> Dataset:
-        def encode(row: dict[str, Any]) -> dict[str, Any]:
-            messages = with_system_prompt(row["messages"], self.system_prompt)
-            encoded = tokenize_conversation(self.tokenizer, messages, self.max_length)
-            encoded["length"] = len(encoded["input_ids"])
-            return encoded
-
-        tokenized = data.map(encode, remove_columns=data.column_names, desc=f"Tokenizing {name}")
-        truncated = sum(tokenized["truncated"])
-        if truncated:
-            log.warning(
-                "%d of %d %s examples exceed data.max_length=%d and were truncated",
-                truncated,
-                len(tokenized),
-                name,
-                self.max_length,
-            )
-        trained = tokenized.filter(lambda row: any(label != IGNORE_INDEX for label in row["labels"]))
-        if len(trained) < len(tokenized):
-            log.warning(
-                "%d %s examples lost every answer token to truncation and are skipped",
-                len(tokenized) - len(trained),
-                name,
-            )
-        if len(trained) == 0:
-            raise DataError(
-                f"data.source={self.source}: no {name} example has answer tokens within data.max_length"
-            )
-        return trained
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        """A padded batch."""
+        return self.collator(features)

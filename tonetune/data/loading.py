@@ -31,6 +31,10 @@ class Columns:
     answer: str = "answer"
     category: str = "category"
     split: str = "split"
+    prompt: str = "prompt"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+    text: str = "text"
 
 
 def load_conversations(source: str | Path, columns: Columns = Columns()) -> DatasetDict:

@@ -187,10 +187,12 @@ class Engine:
         return _Row(request, min(request.sampling.max_new_tokens, room), history, generator)
 
     def _decode(self, rows: list[_Row]) -> Iterator[list[Delta]]:
+        """Step all rows together; a finished row leaves the batch (and the KV cache) at once."""
         ids, mask = self._left_padded([r.request.input_ids for r in rows])
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
         cache = DynamicCache(config=self.model.config)
-        while True:
+        live = list(range(len(rows)))  # indices into rows, in batch order
+        while live:
             logits = self.model(
                 input_ids=ids,
                 attention_mask=mask,
@@ -199,23 +201,30 @@ class Engine:
                 use_cache=True,
                 logits_to_keep=1,
             ).logits[:, -1, :]
+            active = [rows[i] for i in live]
             chosen = next_tokens(
                 logits,
-                [r.history for r in rows],
-                [r.request.sampling for r in rows],
-                [r.generator for r in rows],
+                [r.history for r in active],
+                [r.request.sampling for r in active],
+                [r.generator for r in active],
             )
             deltas = [
                 d
-                for i, (row, token) in enumerate(zip(rows, chosen.tolist(), strict=True))
-                if (d := self._advance(i, row, token)) is not None
+                for i, token in zip(live, chosen.tolist(), strict=True)
+                if (d := self._advance(i, rows[i], token))
             ]
             if deltas:
                 yield deltas
-            if all(r.finish_reason is not None for r in rows):
+            keep = [k for k, i in enumerate(live) if rows[i].finish_reason is None]
+            if not keep:
                 return
+            if len(keep) < len(live):
+                selected = torch.tensor(keep, dtype=torch.long, device=ids.device)
+                cache.batch_select_indices(selected)
+                chosen, mask, positions = chosen[selected], mask[selected], positions[selected]
+                live = [live[k] for k in keep]
             ids = chosen[:, None]
-            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+            mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
             positions = positions[:, -1:] + 1
 
     def _advance(self, index: int, row: _Row, token: int) -> Delta | None:

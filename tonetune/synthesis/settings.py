@@ -97,6 +97,8 @@ class SynthesisSettings:
     run_dir: Path
     overwrite: bool
     seed: int
+    seed_data: str | None = None
+    """A dataset whose conversations are the first turns (kept as they are; its splits too)."""
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> SynthesisSettings:
@@ -113,4 +115,5 @@ class SynthesisSettings:
             run_dir=Path(cfg.paths.output_dir),
             overwrite=bool(cfg.overwrite),
             seed=int(cfg.seed),
+            seed_data=cfg.get("seed_data"),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,20 @@ import hydra
 from datasets import Dataset, DatasetDict
 from omegaconf import DictConfig
 
-from tonetune.config import plain
+from tonetune.config import plain, typed
+from tonetune.data.loading import load_conversations
 from tonetune.errors import ToneTuneError
 from tonetune.llm.cache import ResponseCache
 from tonetune.llm.client import LLMClient
+from tonetune.llm.local import LocalClient
 from tonetune.runtime import instantiate_named, task_wrapper, write_json
+from tonetune.schemas import BaseModelConfig
 from tonetune.synthesis.answers import Answered, collect_answers
 from tonetune.synthesis.card import render_card
+from tonetune.synthesis.conversations import extend_conversations
 from tonetune.synthesis.dataset_writer import assign_splits, check_target, write_dataset
 from tonetune.synthesis.filters import AnswerFilter
+from tonetune.synthesis.preferences import by_split, preference_pairs
 from tonetune.synthesis.question_sources import collect_questions
 from tonetune.synthesis.settings import SynthesisSettings
 
@@ -33,7 +39,7 @@ class SynthesisError(ToneTuneError):
 
 @task_wrapper
 def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Questions, persona answers, filters, splits; writes the dataset to the run folder and ``data_dir``."""
+    """Questions, persona answers, follow-ups, filters, splits, preference pairs; writes the dataset."""
     settings = SynthesisSettings.from_cfg(cfg)
     for target in (settings.data_dir, settings.run_dir / "dataset"):
         check_target(target, settings.overwrite)  # refuse before any work, not after
@@ -41,39 +47,91 @@ def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     teacher: LLMClient = hydra.utils.instantiate(cfg.teacher, cache=cache)
     check = AnswerFilter(settings.persona, **plain(cfg.filters))
     try:
-        questions, question_report = collect_questions(
-            settings.questions, settings.question_set, teacher, settings.seed
-        )
-        answered = collect_answers(teacher, settings.persona, questions, settings.answers, check)
+        rows, report, filtered = _first_turns(settings, teacher, check)
+        if settings.conversations.share > 0:
+            extension = extend_conversations(
+                teacher,
+                settings.persona,
+                rows,
+                settings.conversations,
+                settings.answers,
+                check,
+                settings.seed,
+            )
+            report["conversations"] = extension.report()
+        _assign_splits(rows, settings)
+        pairs = _pairs(cfg, settings, teacher, cache, rows, filtered, report)
     finally:
         teacher.close()
         cache.close()
-    rows = conversation_rows(answered)
-    _assign_splits(rows, settings)
     dataset = build_dataset(rows)
-    report = {
+    report.update(_usage(settings, teacher, dataset))
+    write_json(report, settings.run_dir / "report.json")
+    if not rows:
+        raise SynthesisError(
+            f"the teacher gave no usable answer ({report['questions']['kept']} questions, answers rejected: "
+            f"{report['answers']['rejected']}); see {settings.run_dir / 'report.json'}"
+        )
+    files = dataset_files(dataset, render_card(settings.persona, settings.question_set, report)) | by_split(
+        pairs
+    )
+    write_dataset(dataset, files, settings.run_dir / "dataset", overwrite=settings.overwrite)
+    write_dataset(dataset, files, settings.data_dir, overwrite=settings.overwrite)
+    _log_to_trackers(cfg, report, rows)
+    log.info("Dataset written to %s (and %s)", settings.data_dir, settings.run_dir / "dataset")
+    return report, {"dataset": dataset, "run_dir": settings.run_dir, "rows": rows, "pairs": pairs}
+
+
+def _first_turns(
+    settings: SynthesisSettings, teacher: LLMClient, check: AnswerFilter
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, list[str]]]:
+    """The conversations' first turns: the seed data's, or the teacher's answers to collected questions."""
+    if settings.seed_data:
+        rows = seed_rows(settings.seed_data)
+        return rows, {"questions": _seed_question_report(rows), "answers": _seed_answer_report(rows)}, {}
+    questions, question_report = collect_questions(
+        settings.questions, settings.question_set, teacher, settings.seed
+    )
+    answered = collect_answers(teacher, settings.persona, questions, settings.answers, check)
+    return (
+        conversation_rows(answered),
+        {"questions": question_report, "answers": answered.report},
+        answered.rejected,
+    )
+
+
+def _pairs(
+    cfg: DictConfig,
+    settings: SynthesisSettings,
+    teacher: LLMClient,
+    cache: ResponseCache,
+    rows: list[dict[str, Any]],
+    filtered: dict[str, list[str]],
+    report: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The preference split (the student base model answers every conversation's last turn)."""
+    if not settings.preferences.enabled or not rows:
+        return []
+    student_model = typed(BaseModelConfig, cfg.base_model)
+    shared = isinstance(teacher, LocalClient) and teacher.base_model.name == student_model.name
+    student = LocalClient(
+        student_model, cache=cache, role="base_model", engine=teacher.engine() if shared else None
+    )
+    pairs, counts = preference_pairs(rows, student, settings.preferences, filtered)
+    report["preferences"] = {"student": student_model.name, **counts}
+    return pairs
+
+
+def _usage(settings: SynthesisSettings, teacher: LLMClient, dataset: DatasetDict) -> dict[str, Any]:
+    return {
         "persona": settings.persona.name,
         "question_set": settings.question_set.name,
         "teacher": teacher.describe(),
-        "questions": question_report,
-        "answers": answered.report,
         "splits": {name: len(split) for name, split in dataset.items()},
         "usage": dataclasses.asdict(teacher.usage),
         "cost": teacher.cost(),
         "data_dir": str(settings.data_dir.resolve()),
     }
-    write_json(report, settings.run_dir / "report.json")
-    if not rows:
-        raise SynthesisError(
-            f"the teacher gave no usable answer ({question_report['kept']} questions, answers rejected: "
-            f"{answered.report['rejected']}); see {settings.run_dir / 'report.json'}"
-        )
-    files = dataset_files(dataset, render_card(settings.persona, settings.question_set, report))
-    write_dataset(dataset, files, settings.run_dir / "dataset", overwrite=settings.overwrite)
-    write_dataset(dataset, files, settings.data_dir, overwrite=settings.overwrite)
-    _log_to_trackers(cfg, report, rows)
-    log.info("Dataset written to %s (and %s)", settings.data_dir, settings.run_dir / "dataset")
-    return report, {"dataset": dataset, "run_dir": settings.run_dir, "rows": rows}
 
 
 def conversation_rows(answered: Answered) -> list[dict[str, Any]]:
@@ -91,13 +149,53 @@ def conversation_rows(answered: Answered) -> list[dict[str, Any]]:
 
 
 def _assign_splits(rows: list[dict[str, Any]], settings: SynthesisSettings) -> None:
-    """Split by question (all samples and turns of a question stay together), stratified by category."""
+    """Split by question (all samples and turns of a question stay together), stratified by category.
+
+    Seed data that comes with several splits keeps them.
+    """
+    if rows and all(row.get("split") for row in rows) and len({row["split"] for row in rows}) > 1:
+        return
     first = {row["question"]: row["category"] for row in rows}
     split_of = assign_splits(
         list(first), list(first.values()), settings.split.validation, settings.split.test, settings.seed
     )
     for row in rows:
         row["split"] = split_of[row["question"]]
+
+
+def seed_rows(source: str) -> list[dict[str, Any]]:
+    """Conversations of an existing dataset (chat or question/answer rows) as first turns, splits kept."""
+    data = load_conversations(source)
+    return [
+        {
+            "messages": row["messages"],
+            "question": next(m["content"] for m in row["messages"] if m["role"] == "user"),
+            "category": row.get("category") or "seed",
+            "split": split if len(data) > 1 else "",
+            "sample": 0,
+        }
+        for split, rows in data.items()
+        for row in rows
+    ]
+
+
+def _seed_question_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "source": "seed_data",
+        "generated": 0,
+        "from_bank": 0,
+        "from_files": 0,
+        "unparseable_lists": 0,
+        "exact_duplicates": 0,
+        "near_duplicates": 0,
+        "near_duplicate_threshold": 1.0,
+        "kept": len({r["question"] for r in rows}),
+        "by_category": dict(Counter(r["category"] for r in rows)),
+    }
+
+
+def _seed_answer_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"requested": 0, "kept": len(rows), "rejected": {}, "questions_without_answer": 0}
 
 
 def build_dataset(rows: list[dict[str, Any]]) -> DatasetDict:

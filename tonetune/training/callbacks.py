@@ -86,7 +86,7 @@ class LastCheckpoint(Checkpoint):
             return
         self._saved_step = trainer.global_step
         staging = self.path.with_name(self.path.name + ".tmp")
-        trainer.save_checkpoint(staging)
+        trainer.save_checkpoint(staging, weights_only=False)
         if trainer.is_global_zero:
             os.replace(staging, self.path)
 

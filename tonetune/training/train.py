@@ -14,17 +14,19 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig
 
 from tonetune.config import plain, typed
-from tonetune.models.adapters import build_trainable_model
 from tonetune.models.loading import load_tokenizer
 from tonetune.models.runs import METRICS_FILE
 from tonetune.persona import persona_instructions
 from tonetune.runtime import instantiate_named, resolved_job_config, write_json
-from tonetune.schemas import AdapterConfig, BaseModelConfig, ObjectiveConfig, PersonaConfig
+from tonetune.schemas import BaseModelConfig, ObjectiveConfig, PersonaConfig
 from tonetune.training.artifacts import best_checkpoint_path, save_run, select_weights
 from tonetune.training.callbacks import LastCheckpoint, SaveOnInterrupt
 from tonetune.training.checks import check_options, check_resumable, read_checkpoint
+from tonetune.training.data import build_datamodule
+from tonetune.training.initialize import resolve_init_from, trainable_model
 from tonetune.training.module import ToneTuneModule
 from tonetune.training.objectives import build_objective
+from tonetune.training.reference import compute_reference
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +37,21 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     ``tonetune.workflows.run_training`` is the whole task (evaluation after training, W&B closed).
     """
     check_options(cfg)
+    resolve_init_from(cfg)
     checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir)
-    base_model, adapter = typed(BaseModelConfig, cfg.base_model), typed(AdapterConfig, cfg.adapter)
-    tokenizer = load_tokenizer(base_model)
+    objective = typed(ObjectiveConfig, cfg.objective)
+    tokenizer = load_tokenizer(typed(BaseModelConfig, cfg.base_model))
     system_prompt = (
         persona_instructions(typed(PersonaConfig, cfg.persona)) if cfg.prepend_system_prompt else None
     )
-    datamodule = hydra.utils.instantiate(cfg.data, tokenizer=tokenizer, system_prompt=system_prompt)
+    datamodule = build_datamodule(cfg.data, objective, tokenizer=tokenizer, system_prompt=system_prompt)
     datamodule.setup("fit")
     trainer = _trainer(cfg, run_dir, lambda m: save_run(run_dir, m.model, tokenizer, cfg))
     module = ToneTuneModule(
-        model=build_trainable_model(base_model, adapter),
-        objective=build_objective(typed(ObjectiveConfig, cfg.objective)),
+        model=trainable_model(cfg),
+        objective=build_objective(objective),
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         total_steps=optimizer_steps(trainer, len(datamodule.train_dataloader())),
@@ -58,6 +61,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if checkpoint is not None:
         check_resumable(checkpoint, module, cfg.ckpt_path)
         del checkpoint
+    if module.objective.needs_reference:
+        compute_reference(module.model, datamodule, run_dir)
 
     baseline = {}
     if cfg.get("validate_before_training"):
