@@ -13,7 +13,8 @@ PACKAGE = Path(tonetune.__file__).parent
 LAYERS = [
     {"cli"},
     {"workflows"},
-    {"synthesis", "training", "evaluation", "serving", "arena", "sweep_report"},
+    {"arena"},  # a page over the server's loading code
+    {"synthesis", "training", "evaluation", "serving", "sweep_report"},
     {"llm"},
     {"generation", "data", "markdown", "stats", "runtime"},
     {"models"},

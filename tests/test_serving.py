@@ -488,3 +488,41 @@ def test_server_decodes_with_the_runs_generation_defaults(tiny_run) -> None:
     served = load_served([str(tiny_run)], None, None, merge_adapter=True)
     (model,) = served.models.values()
     assert model.sampling.repetition_penalty == 1.15 and model.sampling.greedy
+
+
+def test_one_server_answers_two_personas_each_as_if_served_alone(tiny_run, tmp_path) -> None:
+    yoda = tmp_path / "yoda"
+    train(compose_config("train", [
+        "base_model=tiny", "data=example", "persona=yoda", "seed=3", "logger=none", "trainer.max_epochs=1",
+        "optimizer.lr=1e-2", "trainer.enable_progress_bar=false", f"paths.output_dir={yoda}",
+    ]))
+    both, both_url = start_server([tiny_run, yoda], tmp_path)
+    alone = [start_server(run, tmp_path, None, "merge_adapter=false") for run in (tiny_run, yoda)]
+    try:
+        ids = sorted(m.id for m in client(both_url).models.list().data)
+        assert ids == sorted([f"elon_musk/{tiny_run.name}", f"yoda/{yoda.name}"])
+        for (_, url), persona in zip(alone, ("elon_musk", "yoda"), strict=True):
+            for question in GREEDY_QUESTIONS[:3]:
+                together = client(both_url).chat.completions.create(
+                    model=persona, messages=[{"role": "user", "content": question}], max_tokens=10, temperature=0)
+                single = client(url).chat.completions.create(
+                    model=persona, messages=[{"role": "user", "content": question}], max_tokens=10, temperature=0)
+                assert together.choices[0].message.content == single.choices[0].message.content
+        answers = {p: ask(both_url, GREEDY_QUESTIONS[0], max_tokens=10, temperature=0).choices[0].message.content
+                   for p in ("elon_musk",)}
+        yoda_answer = client(both_url).chat.completions.create(
+            model="yoda", messages=[{"role": "user", "content": GREEDY_QUESTIONS[0]}], max_tokens=10, temperature=0)
+        assert yoda_answer.choices[0].message.content != answers["elon_musk"]  # two adapters, two answers
+        with pytest.raises(openai.NotFoundError):
+            client(both_url).chat.completions.create(model="pirate_captain", messages=PROMPT, max_tokens=2)
+    finally:
+        for process, _ in [(both, both_url), *alone]:
+            stop(process)
+
+
+def test_serving_a_public_address_without_a_key_warns(tiny_run, tmp_path) -> None:
+    port = free_port()
+    process, _ = start_server(tiny_run, tmp_path, {"TONETUNE_SERVE_API_KEY": ""}, "host=0.0.0.0", port=port)
+    stop(process)
+    log = (tmp_path / f"serve-{port}.log").read_text()
+    assert f"Serving on 0.0.0.0 without an API key: anyone who can reach port {port} can use it" in log

@@ -22,11 +22,13 @@ from tonetune.models.loss import IGNORE_INDEX
 from tonetune.persona import with_system_prompt
 
 PREFERENCE_FILE = "preferences_{split}.jsonl"
+NO_PREFERENCE = {"tie", "both_bad"}
+"""Arena votes that prefer neither answer: read past."""
 
 
 def load_pairs(source: str, columns: Columns = Columns()) -> DatasetDict:
     """Pairs by split, each ``{"prompt": messages, "chosen": text, "rejected": text}``."""
-    rows = _rows(source)
+    rows = {split: [(w, r) for w, r in items if r.get("outcome") not in NO_PREFERENCE] for split, items in _rows(source).items()}
     problems: list[str] = []
     pairs = {
         split: [_pair(row, where, columns, problems) for where, row in items] for split, items in rows.items()

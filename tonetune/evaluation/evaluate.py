@@ -25,7 +25,8 @@ from tonetune.evaluation.multi_turn import drift
 from tonetune.evaluation.outputs import write_outputs
 from tonetune.evaluation.perplexity import answer_nll
 from tonetune.evaluation.pressure import pressure_suite
-from tonetune.evaluation.questions import QuestionSet, evaluation_sets
+from tonetune.data.questions import QuestionSet
+from tonetune.evaluation.questions import evaluation_sets
 from tonetune.evaluation.scoring import Scorer, Scores, ToneReader, compare
 from tonetune.evaluation.settings import REFERENCE, EvaluationSettings
 from tonetune.evaluation.tone import train_tone_reader

@@ -15,7 +15,7 @@ import numpy as np
 from tonetune import stats
 from tonetune.evaluation import metrics as m
 from tonetune.evaluation.classifier import ToneClassifier
-from tonetune.evaluation.questions import QuestionSet
+from tonetune.data.questions import QuestionSet
 from tonetune.models.embeddings import embed
 from tonetune.schemas import PersonaConfig
 

@@ -1,0 +1,1 @@
+"""The arena: blind side-by-side comparisons in a browser, whose votes become preference data."""

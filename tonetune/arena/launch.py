@@ -1,0 +1,37 @@
+"""Everything ``tonetune-arena`` sets up: the served runs (the server's loading code), the base, the
+endpoints, the questions to draw from, and the page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from tonetune.arena.app import Arena, build_page
+from tonetune.arena.contestants import build_contestants
+from tonetune.config import plain
+from tonetune.data.loading import Columns
+from tonetune.data.questions import load_question_set
+from tonetune.generation.engine import Engine
+from tonetune.generation.sampling import Sampling
+from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.models.runs import read_run
+from tonetune.serving.loading import load_served
+
+
+def build_arena(cfg: DictConfig) -> tuple[Arena, Any]:
+    """The arena and its Gradio page for ``cfg`` (conf/arena.yaml)."""
+    run_dirs = plain(cfg.run_dir)
+    run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
+    first = read_run(run_dirs[0])
+    served = load_served(run_dirs, None, None, merge_adapter=False)
+    base = None if served.engine.adapters else Engine(load_causal_lm(first.base_model), load_tokenizer(first.base_model))
+    endpoints = {name: hydra.utils.instantiate(node, role=f"endpoints.{name}") for name, node in cfg.endpoints.items()}
+    names = list(cfg.contestants) if cfg.contestants else [*served.models, "base", "base_prompted", *endpoints]
+    contestants = build_contestants(served, base, first.persona, names, endpoints, Sampling(**cfg.sampling))
+    source = cfg.questions or first.cfg.data.source
+    questions = load_question_set("arena", str(source), "test", Columns(), "questions").questions
+    arena = Arena(contestants, questions, Path(cfg.votes), cfg.seed)
+    return arena, build_page(arena, first.persona.display_name)
