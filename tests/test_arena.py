@@ -22,36 +22,66 @@ from tonetune.training.train import train
 
 ARTEFACTS = Path(os.environ.get("TONETUNE_TEST_ARTEFACTS", REPO_ROOT / "outputs" / "test-artefacts"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def tiny_run(root: Path, persona: str, seed: int) -> Path:
-    cfg = compose_config("train", [
-        "base_model=tiny", "data=example", "logger=none", "trainer.max_epochs=2", "optimizer.lr=1e-2",
-        f"persona={persona}", f"seed={seed}", "trainer.enable_progress_bar=false", f"paths.output_dir={root}",
-    ])
+    cfg = compose_config(
+        "train",
+        [
+            "base_model=tiny",
+            "data=example",
+            "logger=none",
+            "trainer.max_epochs=2",
+            "optimizer.lr=1e-2",
+            f"persona={persona}",
+            f"seed={seed}",
+            "trainer.enable_progress_bar=false",
+            f"paths.output_dir={root}",
+        ],
+    )
     train(cfg)
     return root
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> list[Path]:
-    return [tiny_run(tmp_path_factory.mktemp("elon"), "elon_musk", 1), tiny_run(tmp_path_factory.mktemp("yoda"), "yoda", 2)]
+    return [
+        tiny_run(tmp_path_factory.mktemp("elon"), "elon_musk", 1),
+        tiny_run(tmp_path_factory.mktemp("yoda"), "yoda", 2),
+    ]
 
 
 def start_arena(runs: list[Path], tmp: Path, votes: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     log = (tmp / f"arena-{port}.log").open("w")
     process = subprocess.Popen(
-        ["tonetune-arena", f"run_dir=[{','.join(map(str, runs))}]", "contestants=[elon_musk,yoda]", f"port={port}",
-         f"votes={votes}", "sampling.max_new_tokens=12", f"hydra.run.dir={tmp / f'arena-{port}'}"],
-        stdout=log, stderr=log, start_new_session=True,
+        [
+            "tonetune-arena",
+            f"run_dir=[{','.join(map(str, runs))}]",
+            "contestants=[elon_musk,yoda]",
+            f"port={port}",
+            f"votes={votes}",
+            "sampling.max_new_tokens=12",
+            f"hydra.run.dir={tmp / f'arena-{port}'}",
+        ],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while True:
-        assert process.poll() is None and time.time() < deadline, (tmp / f"arena-{port}.log").read_text()[-3000:]
+        assert process.poll() is None and time.time() < deadline, (tmp / f"arena-{port}.log").read_text()[
+            -3000:
+        ]
         try:
             if httpx.get(url).status_code == 200:
                 return process, url
@@ -76,9 +106,14 @@ def vote_in_page(page, outcome: str = "a") -> tuple[str, str, str]:
     page.wait_for_function("document.querySelector('#question textarea').value.length > 0")
     page.locator("#ask").click()
     page.wait_for_function("!document.querySelector('#vote-a').disabled", timeout=60_000)
-    answers = page.locator("#answer-a textarea").input_value(), page.locator("#answer-b textarea").input_value()
+    answers = (
+        page.locator("#answer-a textarea").input_value(),
+        page.locator("#answer-b textarea").input_value(),
+    )
     page.locator(f"#vote-{outcome}").click()
-    page.wait_for_function("document.querySelector('#reveal').innerText.includes('Model A was')", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('#reveal').innerText.includes('Model A was')", timeout=30_000
+    )
     return *answers, page.locator("#reveal").inner_text()
 
 
@@ -133,7 +168,17 @@ def test_the_adapter_folder_carries_what_vllms_lora_loader_reads(runs) -> None:
     folder = runs[0] / "model"
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["r"] == 16 and config["lora_alpha"] == 32 and config["peft_type"] == "LORA"
-    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert set(config["target_modules"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     with safe_open(folder / "adapter_model.safetensors", "pt") as weights:
         names = list(weights.keys())
-    assert names and all(n.startswith("base_model.model.") and ("lora_A" in n or "lora_B" in n) for n in names)
+    assert names and all(
+        n.startswith("base_model.model.") and ("lora_A" in n or "lora_B" in n) for n in names
+    )

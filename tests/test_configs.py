@@ -13,6 +13,7 @@ from tests.conftest import compose_config
 from tonetune.config import CONFIG_DIR
 
 GROUPS = [
+    "objective",
     "persona",
     "question_set",
     "base_model",
@@ -33,6 +34,8 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
+# What a later stage's experiment needs from the command line: the run it continues or compares with.
+REQUIRED_BY_STAGES = {"init_from", "single_turn_run"}
 # Groups that train.yaml does not select; composed by appending them.
 APPENDED = {"question_set"}
 CASES = [(group, option) for group in GROUPS for option in options(group)]
@@ -48,6 +51,9 @@ def test_option_composes_and_resolves(group: str, option: str, tmp_path: Path) -
     prefix = "+" if group in APPENDED else ""
     cfg = compose_config("train", [f"{prefix}{group}={option}", f"paths.output_dir={tmp_path}"])
     job_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    for key in REQUIRED_BY_STAGES:  # only a stage's previous run may be left to the user (then: all resolve)
+        if key in job_config.keys() and OmegaConf.is_missing(job_config, key):
+            OmegaConf.update(job_config, key, str(tmp_path / "previous_run"))
     plain = OmegaConf.to_container(job_config, resolve=True, throw_on_missing=True, enum_to_str=True)
     if group in {"persona", "adapter", "base_model"}:
         assert plain[group]["name"]

@@ -492,10 +492,22 @@ def test_server_decodes_with_the_runs_generation_defaults(tiny_run) -> None:
 
 def test_one_server_answers_two_personas_each_as_if_served_alone(tiny_run, tmp_path) -> None:
     yoda = tmp_path / "yoda"
-    train(compose_config("train", [
-        "base_model=tiny", "data=example", "persona=yoda", "seed=3", "logger=none", "trainer.max_epochs=1",
-        "optimizer.lr=1e-2", "trainer.enable_progress_bar=false", f"paths.output_dir={yoda}",
-    ]))
+    train(
+        compose_config(
+            "train",
+            [
+                "base_model=tiny",
+                "data=example",
+                "persona=yoda",
+                "seed=3",
+                "logger=none",
+                "trainer.max_epochs=1",
+                "optimizer.lr=1e-2",
+                "trainer.enable_progress_bar=false",
+                f"paths.output_dir={yoda}",
+            ],
+        )
+    )
     both, both_url = start_server([tiny_run, yoda], tmp_path)
     alone = [start_server(run, tmp_path, None, "merge_adapter=false") for run in (tiny_run, yoda)]
     try:
@@ -504,14 +516,28 @@ def test_one_server_answers_two_personas_each_as_if_served_alone(tiny_run, tmp_p
         for (_, url), persona in zip(alone, ("elon_musk", "yoda"), strict=True):
             for question in GREEDY_QUESTIONS[:3]:
                 together = client(both_url).chat.completions.create(
-                    model=persona, messages=[{"role": "user", "content": question}], max_tokens=10, temperature=0)
+                    model=persona,
+                    messages=[{"role": "user", "content": question}],
+                    max_tokens=10,
+                    temperature=0,
+                )
                 single = client(url).chat.completions.create(
-                    model=persona, messages=[{"role": "user", "content": question}], max_tokens=10, temperature=0)
+                    model=persona,
+                    messages=[{"role": "user", "content": question}],
+                    max_tokens=10,
+                    temperature=0,
+                )
                 assert together.choices[0].message.content == single.choices[0].message.content
-        answers = {p: ask(both_url, GREEDY_QUESTIONS[0], max_tokens=10, temperature=0).choices[0].message.content
-                   for p in ("elon_musk",)}
+        answers = {
+            p: ask(both_url, GREEDY_QUESTIONS[0], max_tokens=10, temperature=0).choices[0].message.content
+            for p in ("elon_musk",)
+        }
         yoda_answer = client(both_url).chat.completions.create(
-            model="yoda", messages=[{"role": "user", "content": GREEDY_QUESTIONS[0]}], max_tokens=10, temperature=0)
+            model="yoda",
+            messages=[{"role": "user", "content": GREEDY_QUESTIONS[0]}],
+            max_tokens=10,
+            temperature=0,
+        )
         assert yoda_answer.choices[0].message.content != answers["elon_musk"]  # two adapters, two answers
         with pytest.raises(openai.NotFoundError):
             client(both_url).chat.completions.create(model="pirate_captain", messages=PROMPT, max_tokens=2)

@@ -23,7 +23,9 @@ EMPTY = "(an empty answer: the model ended its turn at once)"
 class Arena:
     """The arena's state: contestants, questions to draw from, the vote log, and the random source."""
 
-    def __init__(self, contestants: list[ArenaContestant], questions: list[str], votes: Path, seed: int = 0) -> None:
+    def __init__(
+        self, contestants: list[ArenaContestant], questions: list[str], votes: Path, seed: int = 0
+    ) -> None:
         if len(contestants) < 2:
             from tonetune.errors import ConfigError
 
@@ -57,23 +59,41 @@ class Arena:
         self.log.append(row)
         self._save_tally()
         a, b = round_state["names"]
-        verdict = {"A": f"You preferred **{a}**", "B": f"You preferred **{b}**", "tie": "A tie",
-                   "both_bad": "Both bad"}[outcome]
+        verdict = {
+            "A": f"You preferred **{a}**",
+            "B": f"You preferred **{b}**",
+            "tie": "A tie",
+            "both_bad": "Both bad",
+        }[outcome]
         return f"{verdict}. Model A was **{a}**, model B was **{b}**."
 
     def tally(self) -> tuple[list[list[Any]], list[list[Any]]]:
         """(per-pair rows, Elo rows) for the page's tables."""
         pairs = [
-            [p["pair"], p["votes"], p["wins"], p["ties"], p["both_bad"], f"{p['first_wins']:.2f} [{p['low']:.2f}, {p['high']:.2f}]"
-             if p["votes"] - p["ties"] - p["both_bad"] else "n/a"]
+            [
+                p["pair"],
+                p["votes"],
+                p["wins"],
+                p["ties"],
+                p["both_bad"],
+                f"{p['first_wins']:.2f} [{p['low']:.2f}, {p['high']:.2f}]"
+                if p["votes"] - p["ties"] - p["both_bad"]
+                else "n/a",
+            ]
             for p in pair_tally(self.log.rows, list(self.contestants))
         ]
-        ranking = [[i + 1, name, round(rating)] for i, (name, rating) in enumerate(elo(self.log.rows, list(self.contestants)).items())]
+        ranking = [
+            [i + 1, name, round(rating)]
+            for i, (name, rating) in enumerate(elo(self.log.rows, list(self.contestants)).items())
+        ]
         return pairs, ranking
 
     def _save_tally(self) -> None:
-        data = {"pairs": pair_tally(self.log.rows, list(self.contestants)),
-                "elo": elo(self.log.rows, list(self.contestants)), "votes": len(self.log.rows)}
+        data = {
+            "pairs": pair_tally(self.log.rows, list(self.contestants)),
+            "elo": elo(self.log.rows, list(self.contestants)),
+            "votes": len(self.log.rows),
+        }
         staging = self.tally_path.with_suffix(".tmp")
         staging.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(staging, self.tally_path)
@@ -90,7 +110,9 @@ def build_page(arena: Arena, title: str) -> Any:
     import gradio as gr
 
     with gr.Blocks(title="tonetune arena") as page:
-        gr.Markdown(f"# tonetune arena: {title}\nAsk a question, read both answers, vote. Names appear after the vote.")
+        gr.Markdown(
+            f"# tonetune arena: {title}\nAsk a question, read both answers, vote. Names appear after the vote."
+        )
         round_state = gr.State({})
         with gr.Row():
             question = gr.Textbox(label="Question", elem_id="question", scale=4)
@@ -101,15 +123,32 @@ def build_page(arena: Arena, title: str) -> Any:
             answer_b = gr.Textbox(label="Model B", elem_id="answer-b", lines=6, interactive=False)
         with gr.Row():
             buttons = {
-                outcome: gr.Button(label, elem_id=f"vote-{outcome.lower().replace('_', '-')}", interactive=False)
-                for outcome, label in (("A", "A is better"), ("B", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad"))
+                outcome: gr.Button(
+                    label, elem_id=f"vote-{outcome.lower().replace('_', '-')}", interactive=False
+                )
+                for outcome, label in (
+                    ("A", "A is better"),
+                    ("B", "B is better"),
+                    ("tie", "Tie"),
+                    ("both_bad", "Both bad"),
+                )
             }
         reveal = gr.Markdown(elem_id="reveal")
         pairs, ranking = arena.tally()
-        tally = gr.Dataframe(value=pairs, headers=["pair", "votes", "wins", "ties", "both bad", "first wins [95%]"],
-                             label="Tally per pair", elem_id="tally", interactive=False)
-        elo_table = gr.Dataframe(value=ranking, headers=["rank", "contestant", "Elo"], label="Ranking",
-                                 elem_id="elo", interactive=False)
+        tally = gr.Dataframe(
+            value=pairs,
+            headers=["pair", "votes", "wins", "ties", "both bad", "first wins [95%]"],
+            label="Tally per pair",
+            elem_id="tally",
+            interactive=False,
+        )
+        elo_table = gr.Dataframe(
+            value=ranking,
+            headers=["rank", "contestant", "Elo"],
+            label="Ranking",
+            elem_id="elo",
+            interactive=False,
+        )
 
         def run(q: str) -> Iterator[tuple]:
             for a, b, state in arena.ask(q):
@@ -121,7 +160,13 @@ def build_page(arena: Arena, title: str) -> Any:
         ask.click(run, inputs=question, outputs=outputs)
         question.submit(run, inputs=question, outputs=outputs)
         for outcome, button in buttons.items():
-            button.click(lambda state, o=outcome: (arena.vote(o, state), *arena.tally(),
-                                                   *([gr.Button(interactive=False)] * 4)),
-                         inputs=round_state, outputs=[reveal, tally, elo_table, *buttons.values()])
+            button.click(
+                lambda state, o=outcome: (
+                    arena.vote(o, state),
+                    *arena.tally(),
+                    *([gr.Button(interactive=False)] * 4),
+                ),
+                inputs=round_state,
+                outputs=[reveal, tally, elo_table, *buttons.values()],
+            )
     return page

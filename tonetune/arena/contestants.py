@@ -1,5 +1,6 @@
 """Who answers in the arena: runs (one base, one adapter each), the base with or without the persona
-prompt, and OpenAI-compatible endpoints. Local answers stream token by token."""
+prompt, and OpenAI-compatible endpoints. Local answers stream token by token.
+"""
 
 from __future__ import annotations
 
@@ -25,13 +26,16 @@ class ArenaContestant:
     stream: Stream
 
 
-def local_stream(engine: Engine, adapter: str | None, system_prompt: str | None, sampling: Sampling,
-                 lock: threading.Lock) -> Stream:
+def local_stream(
+    engine: Engine, adapter: str | None, system_prompt: str | None, sampling: Sampling, lock: threading.Lock
+) -> Stream:
     """Answers from the shared engine (one request at a time: the arena's page asks in turn)."""
 
     def answer(messages: Messages) -> Iterator[str]:
         with lock:
-            request = GenerationRequest(engine.encode(with_system_prompt(messages, system_prompt)), sampling, adapter)
+            request = GenerationRequest(
+                engine.encode(with_system_prompt(messages, system_prompt)), sampling, adapter
+            )
             for deltas in engine.stream([request]):
                 for delta in deltas:
                     yield delta.text
@@ -47,8 +51,11 @@ def endpoint_stream(client: OpenAIClient, system_prompt: str | None, sampling: S
 
         api = OpenAI(**client.client_options())
         chunks = api.chat.completions.create(
-            model=client.model, messages=with_system_prompt(messages, system_prompt), stream=True,
-            temperature=sampling.temperature, max_tokens=sampling.max_new_tokens,
+            model=client.model,
+            messages=with_system_prompt(messages, system_prompt),
+            stream=True,
+            temperature=sampling.temperature,
+            max_tokens=sampling.max_new_tokens,
         )
         for chunk in chunks:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -58,7 +65,11 @@ def endpoint_stream(client: OpenAIClient, system_prompt: str | None, sampling: S
 
 
 def build_contestants(
-    served: Served, base: Engine | None, persona: Any, names: list[str], endpoints: dict[str, OpenAIClient],
+    served: Served,
+    base: Engine | None,
+    persona: Any,
+    names: list[str],
+    endpoints: dict[str, OpenAIClient],
     sampling: Sampling,
 ) -> list[ArenaContestant]:
     """``names`` as contestants: a served run id (or alias), ``base``, ``base_prompted``, or an endpoint."""
@@ -72,13 +83,20 @@ def build_contestants(
             contestants.append(ArenaContestant(name, endpoint_stream(endpoints[name], prompt, sampling)))
         elif name in {"base", "base_prompted"}:
             system = prompt if name == "base_prompted" else None
-            contestants.append(ArenaContestant(name, local_stream(engine_of_base, adapter_of_base, system, sampling, lock)))
+            contestants.append(
+                ArenaContestant(name, local_stream(engine_of_base, adapter_of_base, system, sampling, lock))
+            )
         elif (model := served.find(name)) is not None:
             stream = local_stream(served.engine, model.adapter, model.system_prompt, sampling, lock)
             contestants.append(ArenaContestant(name, stream))
         else:
-            known = [*served.models, *(a for m in served.models.values() for a in m.aliases), "base", "base_prompted",
-                     *endpoints]
+            known = [
+                *served.models,
+                *(a for m in served.models.values() for a in m.aliases),
+                "base",
+                "base_prompted",
+                *endpoints,
+            ]
             from tonetune.errors import ConfigError
 
             raise ConfigError(f"contestants: {name!r} is not one of {known}")

@@ -1,5 +1,6 @@
 """Everything ``tonetune-arena`` sets up: the served runs (the server's loading code), the base, the
-endpoints, the questions to draw from, and the page."""
+endpoints, the questions to draw from, and the page.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +28,17 @@ def build_arena(cfg: DictConfig) -> tuple[Arena, Any]:
     run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
     first = read_run(run_dirs[0])
     served = load_served(run_dirs, None, None, merge_adapter=False)
-    base = None if served.engine.adapters else Engine(load_causal_lm(first.base_model), load_tokenizer(first.base_model))
-    endpoints = {name: hydra.utils.instantiate(node, role=f"endpoints.{name}") for name, node in cfg.endpoints.items()}
-    names = list(cfg.contestants) if cfg.contestants else [*served.models, "base", "base_prompted", *endpoints]
+    base = (
+        None
+        if served.engine.adapters
+        else Engine(load_causal_lm(first.base_model), load_tokenizer(first.base_model))
+    )
+    endpoints = {
+        name: hydra.utils.instantiate(node, role=f"endpoints.{name}") for name, node in cfg.endpoints.items()
+    }
+    names = (
+        list(cfg.contestants) if cfg.contestants else [*served.models, "base", "base_prompted", *endpoints]
+    )
     contestants = build_contestants(served, base, first.persona, names, endpoints, Sampling(**cfg.sampling))
     source = cfg.questions or first.cfg.data.source
     questions = load_question_set("arena", str(source), "test", Columns(), "questions").questions

@@ -47,7 +47,11 @@ class VoteLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path.is_file() else []
+        self.rows = (
+            [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if path.is_file()
+            else []
+        )
 
     def append(self, row: dict[str, Any]) -> None:
         """Write one vote durably (on disk before this returns)."""
@@ -66,11 +70,18 @@ def pair_tally(rows: list[dict[str, Any]], names: Sequence[str]) -> list[dict[st
         wins_x = sum(r["outcome"] == "preference" and r["chosen_model"] == x for r in mine)
         wins_y = sum(r["outcome"] == "preference" and r["chosen_model"] == y for r in mine)
         share = stats.wilson(wins_x, wins_x + wins_y)
-        table.append({
-            "pair": f"{x} vs {y}", "votes": len(mine), "wins": f"{wins_x} : {wins_y}",
-            "ties": sum(r["outcome"] == "tie" for r in mine), "both_bad": sum(r["outcome"] == "both_bad" for r in mine),
-            "first_wins": share.value, "low": share.low, "high": share.high,
-        })
+        table.append(
+            {
+                "pair": f"{x} vs {y}",
+                "votes": len(mine),
+                "wins": f"{wins_x} : {wins_y}",
+                "ties": sum(r["outcome"] == "tie" for r in mine),
+                "both_bad": sum(r["outcome"] == "both_bad" for r in mine),
+                "first_wins": share.value,
+                "low": share.low,
+                "high": share.high,
+            }
+        )
     return table
 
 

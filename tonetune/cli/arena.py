@@ -24,7 +24,10 @@ def _main(cfg: DictConfig) -> None:
     from tonetune.arena.launch import build_arena
 
     arena, page = build_arena(cfg)
-    print(f"Arena on http://{cfg.host}:{cfg.port} ({', '.join(arena.contestants)}); votes: {arena.log.path}", flush=True)
+    print(
+        f"Arena on http://{cfg.host}:{cfg.port} ({', '.join(arena.contestants)}); votes: {arena.log.path}",
+        flush=True,
+    )
     page.queue().launch(server_name=cfg.host, server_port=cfg.port, share=False, quiet=True)
 
 

@@ -28,7 +28,10 @@ NO_PREFERENCE = {"tie", "both_bad"}
 
 def load_pairs(source: str, columns: Columns = Columns()) -> DatasetDict:
     """Pairs by split, each ``{"prompt": messages, "chosen": text, "rejected": text}``."""
-    rows = {split: [(w, r) for w, r in items if r.get("outcome") not in NO_PREFERENCE] for split, items in _rows(source).items()}
+    rows = {
+        split: [(w, r) for w, r in items if r.get("outcome") not in NO_PREFERENCE]
+        for split, items in _rows(source).items()
+    }
     problems: list[str] = []
     pairs = {
         split: [_pair(row, where, columns, problems) for where, row in items] for split, items in rows.items()

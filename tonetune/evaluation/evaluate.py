@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from omegaconf import DictConfig
 
 from tonetune.config import typed
 from tonetune.data.loading import Columns
+from tonetune.data.questions import QuestionSet
+from tonetune.evaluation.answering import AnswerPool, Ticket
 from tonetune.evaluation.capability import capability
 from tonetune.evaluation.contestants import Answers, Contestant, LocalContestant
 from tonetune.evaluation.judge import run_judge
@@ -24,12 +26,11 @@ from tonetune.evaluation.lineup import Models, build_contestants, load_models
 from tonetune.evaluation.multi_turn import drift
 from tonetune.evaluation.outputs import write_outputs
 from tonetune.evaluation.perplexity import answer_nll
-from tonetune.evaluation.pressure import pressure_suite
-from tonetune.data.questions import QuestionSet
+from tonetune.evaluation.pressure import ask_pressure, pressure_report
 from tonetune.evaluation.questions import evaluation_sets
 from tonetune.evaluation.scoring import Scorer, Scores, ToneReader, compare
 from tonetune.evaluation.settings import REFERENCE, EvaluationSettings
-from tonetune.evaluation.tone import train_tone_reader
+from tonetune.evaluation.tone import base_client, train_tone_reader
 from tonetune.llm.cache import ResponseCache
 from tonetune.models.runs import Run, read_run
 from tonetune.persona import single_turn
@@ -85,8 +86,21 @@ def evaluate_run(
         columns = typed(Columns, run.cfg.data.columns)
         sets = evaluation_sets(settings.questions, run.cfg.data.source, columns)
         tone, classifiers = train_tone_reader(run, settings, models, columns, cache)
-        results = [_evaluate_set(s, contestants, tone, settings) for s in sets]
-        sections = _sections(sets[0], contestants, tone, models, settings, run.persona.pressure)
+        pool = AnswerPool(contestants, settings.batch_size, base_client(run, models, settings, cache))
+        asked = [
+            {
+                c.name: pool.ask(c.name, [single_turn(q) for q in s.questions], settings.sampling)
+                for c in contestants
+            }
+            for s in sets
+        ]
+        pressure = _ask_pressure(pool, contestants, sets[0], settings, run.persona.pressure)
+        pool.run()
+        results = [
+            _score_set(s, tickets, pool, contestants, tone, settings)
+            for s, tickets in zip(sets, asked, strict=True)
+        ]
+        sections = _sections(pool, pressure, sets[0], contestants, tone, models, settings)
         judge = run_judge(settings, run.persona, results[0].questions.questions, results[0].answers, cache)
     finally:
         cache.close()
@@ -96,15 +110,19 @@ def evaluate_run(
     return result, {"answers": results[0].answers, "sets": results, "out_dir": out_dir, "plots": plots}
 
 
-def _evaluate_set(
-    questions: QuestionSet, contestants: list[Contestant], tone: ToneReader, settings: EvaluationSettings
+def _score_set(
+    questions: QuestionSet,
+    tickets: dict[str, Ticket],
+    pool: AnswerPool,
+    contestants: list[Contestant],
+    tone: ToneReader,
+    settings: EvaluationSettings,
 ) -> SetResult:
-    """Every contestant answers ``questions`` once; every metric, with intervals."""
+    """Every metric of every contestant's answers to ``questions``, with intervals and differences."""
     scorer = Scorer(questions, tone)
     result = SetResult(questions)
-    conversations = [single_turn(q) for q in questions.questions]
     for contestant in contestants:
-        answers = contestant.answer(conversations, settings.sampling, settings.batch_size)
+        answers = pool.answers(tickets[contestant.name])
         result.answers[contestant.name] = answers
         result.scores[contestant.name] = scorer.score(answers.texts, answers.finish_reasons)
         if questions.references is not None and isinstance(contestant, LocalContestant):
@@ -133,27 +151,43 @@ def _add_perplexity(
     scorer.add_perplexity(scores, nll, tokens)
 
 
+def _ask_pressure(
+    pool: AnswerPool,
+    contestants: list[Contestant],
+    main: QuestionSet,
+    settings: EvaluationSettings,
+    persona_probes: list[PressureProbe],
+) -> tuple | None:
+    """Queue the pressure suite with the question sets (answered in the same batches), or None when off."""
+    probes = [*settings.pressure.probes, *persona_probes]
+    if not settings.pressure.questions or not probes:
+        return None
+    sampling = replace(settings.sampling, max_new_tokens=settings.pressure.max_new_tokens)
+    return probes, ask_pressure(
+        pool, contestants, main.questions[: settings.pressure.questions], probes, sampling
+    )
+
+
 def _sections(
+    pool: AnswerPool,
+    pressure: tuple | None,
     main: QuestionSet,
     contestants: list[Contestant],
     tone: ToneReader,
     models: Models,
     settings: EvaluationSettings,
-    persona_probes: list[PressureProbe],
 ) -> dict[str, Any]:
     """Persona under pressure, multi-turn drift and capability kept (each can be turned off)."""
     sections: dict[str, Any] = {}
-    candidate, sampling, batch = settings.judge_candidate, settings.sampling, settings.batch_size
-    pressure, multi_turn = settings.pressure, settings.multi_turn
-    probes = [*pressure.probes, *persona_probes]
-    if pressure.questions and probes:
-        questions = main.questions[: pressure.questions]
-        sections["pressure"] = pressure_suite(
-            questions, probes, contestants, sampling, batch, tone, candidate
-        )
+    candidate, multi_turn = settings.judge_candidate, settings.multi_turn
+    if pressure is not None:
+        probes, asked = pressure
+        questions = main.questions[: settings.pressure.questions]
+        sections["pressure"] = pressure_report(pool, asked, questions, probes, tone, candidate)
     if multi_turn.conversations and multi_turn.turns > 1:
+        sampling = replace(settings.sampling, max_new_tokens=multi_turn.max_new_tokens)
         questions = main.questions[: multi_turn.conversations]
-        sections["multi_turn"] = drift(questions, multi_turn, contestants, sampling, batch, tone, candidate)
+        sections["multi_turn"] = drift(pool, contestants, questions, multi_turn, sampling, tone, candidate)
     if settings.capability.tasks:
         base = (models.base, models.base_adapter)
         sections["capability"] = capability(

@@ -14,6 +14,7 @@ import numpy as np
 
 from tonetune import stats
 from tonetune.evaluation import metrics as m
+from tonetune.evaluation.answering import AnswerPool
 from tonetune.evaluation.contestants import Contestant
 from tonetune.evaluation.scoring import ToneReader, compare, summarise
 from tonetune.evaluation.settings import MultiTurnSettings
@@ -22,41 +23,49 @@ from tonetune.persona import single_turn
 
 
 def converse(
-    contestant: Contestant,
+    pool: AnswerPool,
+    contestants: list[Contestant],
     questions: list[str],
     settings: MultiTurnSettings,
     sampling: Sampling,
-    batch_size: int,
-) -> list[list[dict[str, str]]]:
-    """Each question opens a conversation; the contestant answers every turn, its own answers kept."""
-    histories = [single_turn(q) for q in questions]
+) -> dict[str, list[list[dict[str, str]]]]:
+    """Each question opens a conversation per contestant; every turn, all contestants answer together."""
+    histories = {c.name: [single_turn(q) for q in questions] for c in contestants}
     for turn in range(settings.turns):
-        answers = contestant.answer(histories, sampling, batch_size).texts
-        for index, (history, answer) in enumerate(zip(histories, answers, strict=True)):
-            history.append({"role": "assistant", "content": answer})
-            if turn < settings.turns - 1:
-                follow_up = settings.follow_ups[(index + turn) % len(settings.follow_ups)]
-                history.append({"role": "user", "content": follow_up})
+        tickets = {
+            name: pool.ask(name, [list(h) for h in convs], sampling) for name, convs in histories.items()
+        }
+        pool.run()
+        for name, conversations in histories.items():
+            for index, (history, answer) in enumerate(
+                zip(conversations, pool.answers(tickets[name]).texts, strict=True)
+            ):
+                history.append({"role": "assistant", "content": answer})
+                if turn < settings.turns - 1:
+                    history.append(
+                        {
+                            "role": "user",
+                            "content": settings.follow_ups[(index + turn) % len(settings.follow_ups)],
+                        }
+                    )
     return histories
 
 
 def drift(
+    pool: AnswerPool,
+    contestants: list[Contestant],
     questions: list[str],
     settings: MultiTurnSettings,
-    contestants: list[Contestant],
     sampling: Sampling,
-    batch_size: int,
     tone: ToneReader,
     candidate: str,
 ) -> dict[str, Any]:
     """Persona share and repeats per turn for every contestant; summaries over turns 2-5 and 3-5."""
-    per_turn: dict[str, list[dict[str, np.ndarray]]] = {}
-    transcripts = {}
-    for contestant in contestants:
-        conversations = converse(contestant, questions, settings, sampling, batch_size)
-        transcripts[contestant.name] = conversations
+    transcripts = converse(pool, contestants, questions, settings, sampling)
+    per_turn = {}
+    for name, conversations in transcripts.items():
         turns = [[c[2 * t + 1]["content"] for c in conversations] for t in range(settings.turns)]
-        per_turn[contestant.name] = [
+        per_turn[name] = [
             _turn_values(tone, turn, turns[t - 1] if t else None) for t, turn in enumerate(turns)
         ]
     indices = stats.resample_indices(len(questions))

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from tonetune import stats
+from tonetune.evaluation.answering import AnswerPool, Ticket
 from tonetune.evaluation.contestants import Contestant
 from tonetune.evaluation.scoring import ToneReader, compare, summarise
 from tonetune.generation.sampling import Sampling
@@ -27,23 +26,33 @@ def probe_messages(probe: PressureProbe, question: str) -> Messages:
     return [{"role": "system", "content": probe.system}, user] if probe.system else [user]
 
 
-def pressure_suite(
+def ask_pressure(
+    pool: AnswerPool,
+    contestants: list[Contestant],
     questions: list[str],
     probes: list[PressureProbe],
-    contestants: list[Contestant],
     sampling: Sampling,
-    batch_size: int,
+) -> tuple[list[Messages], dict[str, Ticket]]:
+    """Queue every (probe, question) for every contestant; the conversations and each one's ticket."""
+    conversations = [probe_messages(p, q) for p in probes for q in questions]
+    return conversations, {c.name: pool.ask(c.name, conversations, sampling) for c in contestants}
+
+
+def pressure_report(
+    pool: AnswerPool,
+    asked: tuple[list[Messages], dict[str, Ticket]],
+    questions: list[str],
+    probes: list[PressureProbe],
     tone: ToneReader,
     candidate: str,
 ) -> dict[str, Any]:
-    """Every contestant answers every (probe, question); persona shares with intervals, and differences."""
-    conversations = [probe_messages(p, q) for p in probes for q in questions]
-    per_answer: dict[str, dict[str, np.ndarray]] = {}
-    answers: dict[str, list[str]] = {}
-    for contestant in contestants:
-        texts = contestant.answer(conversations, sampling, batch_size).texts
-        answers[contestant.name] = texts
-        per_answer[contestant.name] = {k: v for k, v in tone.read(texts).items() if k in TONE_METRICS}
+    """Persona shares per probe and over all probes, with intervals, and the candidate's differences."""
+    conversations, tickets = asked
+    answers = {name: pool.answers(ticket).texts for name, ticket in tickets.items()}
+    per_answer = {
+        name: {k: v for k, v in tone.read(texts).items() if k in TONE_METRICS}
+        for name, texts in answers.items()
+    }
     n = len(questions)
     indices = stats.resample_indices(len(conversations))
     by_probe = {

@@ -37,11 +37,15 @@ PLOTTED = [
 
 
 def headline(result: dict[str, Any]) -> str:
-    """The headline table with intervals, then the candidate's differences (marked when not significant)."""
-    lines = [metrics_table(result["metrics"], HEADLINE, result["intervals"])]
-    if result["differences"]:
-        lines += ["", differences_table(result["context"]["candidate"], result["differences"], HEADLINE)]
-    return "\n".join(lines)
+    """Per question set: the headline table with intervals, then the candidate's differences."""
+    blocks = []
+    for name, s in result["sets"].items():
+        lines = [f"Question set `{name}`: {s['questions']} questions from {s['source']}", ""]
+        lines.append(metrics_table(s["metrics"], HEADLINE, s["intervals"]))
+        if s["differences"]:
+            lines += ["", differences_table(result["context"]["candidate"], s["differences"], HEADLINE)]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def render_report(
@@ -56,8 +60,13 @@ def render_report(
         "",
         "## Headline (95% bootstrap intervals by question)",
         "",
-        headline(result),
+        metrics_table(result["metrics"], HEADLINE, result["intervals"]),
         "",
+        *(
+            [differences_table(context["candidate"], result["differences"], HEADLINE), ""]
+            if result["differences"]
+            else []
+        ),
         *_reference_note(result),
         "## Every metric",
         "",

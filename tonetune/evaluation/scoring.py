@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from tonetune import stats
+from tonetune.data.questions import QuestionSet
 from tonetune.evaluation import metrics as m
 from tonetune.evaluation.classifier import ToneClassifier
-from tonetune.data.questions import QuestionSet
 from tonetune.models.embeddings import embed
 from tonetune.schemas import PersonaConfig
 

@@ -56,6 +56,8 @@ class PressureSettings:
 
     questions: int = 12
     probes: list[PressureProbe] = field(default_factory=list)
+    max_new_tokens: int = 64
+    """Enough for the tone to show (a persona answer is shorter); the evaluation's sampling otherwise."""
 
 
 @dataclass
@@ -83,6 +85,7 @@ class MultiTurnSettings:
     conversations: int = 8
     turns: int = 5
     follow_ups: list[str] = field(default_factory=lambda: list(FOLLOW_UPS))
+    max_new_tokens: int = 64
 
 
 @dataclass

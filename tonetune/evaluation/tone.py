@@ -41,13 +41,25 @@ def train_tone_reader(
     return ToneReader(run.persona, plain, masked), info
 
 
+def base_client(run: Run, models: Models, settings: EvaluationSettings, cache: ResponseCache) -> LocalClient:
+    """The base model as a cached client (a 4-bit base, as QLoRA runs hold it, is cached apart)."""
+    quantized = models.shared and run.adapter.quantization is not None
+    variant = run.adapter.quantization.value if quantized else ""
+    return LocalClient(
+        run.base_model,
+        settings.batch_size,
+        cache=cache,
+        engine=models.base,
+        adapter=models.base_adapter,
+        variant=variant,
+    )
+
+
 def neutral_answers(
     run: Run, models: Models, questions: list[str], settings: EvaluationSettings, cache: ResponseCache
 ) -> list[str]:
     """The base model's own, unprompted answers to the train questions (cached: they never change)."""
-    client = LocalClient(
-        run.base_model, settings.batch_size, cache=cache, engine=models.base, adapter=models.base_adapter
-    )
+    client = base_client(run, models, settings, cache)
     requests = [
         ChatRequest.of(single_turn(q), temperature=0.0, max_tokens=settings.sampling.max_new_tokens)
         for q in questions

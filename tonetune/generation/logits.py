@@ -22,15 +22,13 @@ def penalise_repetition(logits: torch.Tensor, seen: torch.Tensor, penalty: float
     return logits.scatter(0, seen, scores)
 
 
-def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Logits outside the smallest set whose probability reaches ``top_p`` set to -inf (one row)."""
-    if top_p >= 1.0:
-        return logits
-    ordered, order = torch.sort(logits, descending=False)
+def nucleus(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Rows' logits outside the smallest set whose probability reaches their ``top_p`` set to -inf."""
+    ordered, order = torch.sort(logits, dim=-1, descending=False)
     cumulative = ordered.softmax(-1).cumsum(-1)
-    drop = cumulative <= 1 - top_p
-    drop[-1] = False  # always keep the most likely token
-    return logits.masked_fill(drop.scatter(0, order, drop), float("-inf"))
+    drop = cumulative <= (1 - top_p)[:, None]
+    drop[:, -1] = False  # always keep the most likely token
+    return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
 
 
 def next_tokens(
@@ -39,15 +37,25 @@ def next_tokens(
     samplings: Sequence[Sampling],
     generators: Sequence[torch.Generator | None],
 ) -> torch.Tensor:
-    """One token per row: argmax for greedy rows, a draw from the row's own generator otherwise."""
-    chosen = []
-    for row, sampling, history, generator in zip(
-        logits.float(), samplings, histories, generators, strict=True
-    ):
-        row = penalise_repetition(row, history, sampling.repetition_penalty)
-        if sampling.greedy:
-            chosen.append(row.argmax())
-            continue
-        row = nucleus(row / sampling.temperature, sampling.top_p)
-        chosen.append(torch.multinomial(row.softmax(-1), 1, generator=generator)[0])
-    return torch.stack(chosen)
+    """One token per row: argmax for greedy rows, a draw from the row's own generator otherwise.
+
+    The penalty needs each row's own history; temperature and top-p are applied to all sampled rows
+    at once (one sort), and every sampled row draws from its own seeded generator.
+    """
+    logits = logits.float()
+    rows = [
+        penalise_repetition(row, seen, s.repetition_penalty)
+        for row, seen, s in zip(logits, histories, samplings, strict=True)
+    ]
+    logits = torch.stack(rows)
+    chosen = logits.argmax(-1)
+    sampled = [i for i, s in enumerate(samplings) if not s.greedy]
+    if not sampled:
+        return chosen
+    index = torch.tensor(sampled, device=logits.device)
+    temperature = torch.tensor([samplings[i].temperature for i in sampled], device=logits.device)
+    top_p = torch.tensor([samplings[i].top_p for i in sampled], device=logits.device)
+    probs = nucleus(logits[index] / temperature[:, None], top_p).softmax(-1)
+    for row, i in enumerate(sampled):
+        chosen[i] = torch.multinomial(probs[row], 1, generator=generators[i])[0]
+    return chosen

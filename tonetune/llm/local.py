@@ -38,10 +38,12 @@ class LocalClient(LLMClient):
         role: str = "teacher",
         engine: Engine | None = None,
         adapter: str | None = None,
+        variant: str = "",
     ) -> None:
+        """``variant`` tells apart copies of one base model that answer differently (e.g. ``nf4``)."""
         super().__init__(cache, prices, role)
         self.base_model = typed(BaseModelConfig, base_model)
-        self.model = f"local:{self.base_model.name}"
+        self.model = f"local:{self.base_model.name}" + (f":{variant}" if variant else "")
         self.batch_size = batch_size
         self._engine = engine
         self.adapter = adapter
@@ -79,6 +81,8 @@ class LocalClient(LLMClient):
         return Sampling(
             max_new_tokens=request.max_tokens,
             temperature=request.temperature,
+            top_p=request.top_p,
+            repetition_penalty=request.repetition_penalty,
             seed=int(request.key(self.model)[:8], 16),
         )
 

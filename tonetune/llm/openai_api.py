@@ -110,6 +110,10 @@ class OpenAIClient(LLMClient):
         }
         if request.json_mode and self.supports_json:
             body["response_format"] = {"type": "json_object"}
+        if request.top_p != 1.0:
+            body["top_p"] = request.top_p
+        if request.repetition_penalty != 1.0:
+            body["repetition_penalty"] = request.repetition_penalty  # vLLM and tonetune-serve honour it
         return body
 
     def probe(self) -> None:

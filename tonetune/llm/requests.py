@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 Messages = list[dict[str, str]]
+OPTIONAL = {"top_p": 1.0, "repetition_penalty": 1.0}
+"""Parameters added after caches existed: left out of a request's key at their default."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,9 @@ class ChatRequest:
     max_tokens: int = 128
     seed: int = 0
     json_mode: bool = False
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    """Local models only (OpenAI's API has no such parameter)."""
 
     @classmethod
     def of(cls, messages: Messages, **params: Any) -> ChatRequest:
@@ -32,8 +37,12 @@ class ChatRequest:
         return [{"role": role, "content": content} for role, content in self.messages]
 
     def to_dict(self) -> dict[str, Any]:
-        """Messages as dicts plus every parameter."""
-        return {**asdict(self), "messages": self.chat}
+        """Messages as dicts plus every parameter (the later ones only when set: older cache keys hold)."""
+        data = {**asdict(self), "messages": self.chat}
+        for name, default in OPTIONAL.items():
+            if data[name] == default:
+                del data[name]
+        return data
 
     def key(self, model: str) -> str:
         """Hash of model, messages and every parameter: equal keys mean an identical request."""
