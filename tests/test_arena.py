@@ -102,18 +102,17 @@ def browser():
 
 def vote_in_page(page, outcome: str = "a") -> tuple[str, str, str]:
     """Ask a drawn question, wait for both answers, vote; (answer A, answer B, the reveal)."""
+    page.set_default_timeout(120_000)  # generous: a busy 2-core machine answers slowly
     page.locator("#draw").click()
     page.wait_for_function("document.querySelector('#question textarea').value.length > 0")
     page.locator("#ask").click()
-    page.wait_for_function("!document.querySelector('#vote-a').disabled", timeout=60_000)
+    page.wait_for_function("!document.querySelector('#vote-a').disabled")
     answers = (
         page.locator("#answer-a textarea").input_value(),
         page.locator("#answer-b textarea").input_value(),
     )
     page.locator(f"#vote-{outcome}").click()
-    page.wait_for_function(
-        "document.querySelector('#reveal').innerText.includes('Model A was')", timeout=30_000
-    )
+    page.wait_for_function("document.querySelector('#reveal').innerText.includes('Model A was')")
     return *answers, page.locator("#reveal").inner_text()
 
 

@@ -51,8 +51,9 @@ def test_option_composes_and_resolves(group: str, option: str, tmp_path: Path) -
     prefix = "+" if group in APPENDED else ""
     cfg = compose_config("train", [f"{prefix}{group}={option}", f"paths.output_dir={tmp_path}"])
     job_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    keys = set(job_config.keys())  # `key in job_config` is False for a ??? value
     for key in REQUIRED_BY_STAGES:  # only a stage's previous run may be left to the user (then: all resolve)
-        if key in job_config.keys() and OmegaConf.is_missing(job_config, key):
+        if key in keys and OmegaConf.is_missing(job_config, key):
             OmegaConf.update(job_config, key, str(tmp_path / "previous_run"))
     plain = OmegaConf.to_container(job_config, resolve=True, throw_on_missing=True, enum_to_str=True)
     if group in {"persona", "adapter", "base_model"}:

@@ -76,7 +76,7 @@ def test_synthesis_extends_conversations_with_follow_ups_that_pass_the_filters(t
         cfg = compose_config(
             "synthesize", [*multi_turn_overrides(url, tmp_path), f"paths.output_dir={tmp_path / 'run'}"]
         )
-        report, objects = synthesize(cfg)
+        report, _ = synthesize(cfg)
     finally:
         stub.stop()
     counts = report["conversations"]
@@ -88,7 +88,7 @@ def test_synthesis_extends_conversations_with_follow_ups_that_pass_the_filters(t
             tags = [m["content"].split("#")[-1] for m in messages if m["role"] == "assistant"]
             follow_ups = [m["content"] for m in messages[2::2]]
             assert all(
-                f"#{tag}" in follow_up for tag, follow_up in zip(tags, follow_ups)
+                f"#{tag}" in follow_up for tag, follow_up in zip(tags, follow_ups, strict=False)
             )  # refers to the answer
             assert all("🚀" in m["content"] for m in messages if m["role"] == "assistant")  # filters passed
     card = (tmp_path / "data" / "README.md").read_text()

@@ -169,7 +169,7 @@ def test_lm_objective_packs_documents_and_trains_every_token(
     assert all(length == 32 for length in train_rows["length"][:-1])
     first = train_rows[0]
     assert first["labels"] == first["input_ids"]
-    text = smollm_tokenizer.decode(sum(train_rows["input_ids"], []))
+    text = smollm_tokenizer.decode([t for row in train_rows["input_ids"] for t in row])
     assert (
         text.count("<|endoftext|>") + text.count(smollm_tokenizer.eos_token) >= 10
     )  # documents end with EOS
@@ -184,7 +184,7 @@ def test_lm_objective_reads_one_field_of_a_jsonl_file(smollm_tokenizer) -> None:
         str(EXAMPLE_DATA), tokenizer=smollm_tokenizer, columns={"text": "answer"}, max_length=64
     )
     data.setup()
-    decoded = smollm_tokenizer.decode(sum(data.split("train")["input_ids"], []))
+    decoded = smollm_tokenizer.decode([t for row in data.split("train")["input_ids"] for t in row])
     first_answer = json.loads(EXAMPLE_DATA.read_text().splitlines()[0])["answer"]
     assert first_answer in decoded or first_answer[:30] in decoded
     assert "Should billionaires exist?" not in decoded  # the questions are not part of the corpus

@@ -105,13 +105,49 @@ def _shown(text: str, pending: bool = False) -> str:
     return text if text.strip() else EMPTY
 
 
+def tally_tables(arena: Arena) -> tuple[Any, Any]:
+    """The per-pair tally and the Elo ranking, as read-only tables."""
+    import gradio as gr
+
+    pairs, ranking = arena.tally()
+    tally = gr.Dataframe(
+        value=pairs,
+        headers=["pair", "votes", "wins", "ties", "both bad", "first wins [95%]"],
+        label="Tally per pair",
+        elem_id="tally",
+        interactive=False,
+    )
+    elo_table = gr.Dataframe(
+        value=ranking,
+        headers=["rank", "contestant", "Elo"],
+        label="Ranking",
+        elem_id="elo",
+        interactive=False,
+    )
+    return tally, elo_table
+
+
+VOTES = (("A", "A is better"), ("B", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad"))
+
+
+def vote_buttons() -> dict[str, Any]:
+    """One disabled button per outcome, keyed by the outcome it records."""
+    import gradio as gr
+
+    return {
+        outcome: gr.Button(label, elem_id=f"vote-{outcome.lower().replace('_', '-')}", interactive=False)
+        for outcome, label in VOTES
+    }
+
+
 def build_page(arena: Arena, title: str) -> Any:
     """The Gradio Blocks page wired to ``arena``."""
     import gradio as gr
 
     with gr.Blocks(title="tonetune arena") as page:
         gr.Markdown(
-            f"# tonetune arena: {title}\nAsk a question, read both answers, vote. Names appear after the vote."
+            f"# tonetune arena: {title}\n"
+            "Ask a question, read both answers, vote. Names appear after the vote."
         )
         round_state = gr.State({})
         with gr.Row():
@@ -122,33 +158,9 @@ def build_page(arena: Arena, title: str) -> Any:
             answer_a = gr.Textbox(label="Model A", elem_id="answer-a", lines=6, interactive=False)
             answer_b = gr.Textbox(label="Model B", elem_id="answer-b", lines=6, interactive=False)
         with gr.Row():
-            buttons = {
-                outcome: gr.Button(
-                    label, elem_id=f"vote-{outcome.lower().replace('_', '-')}", interactive=False
-                )
-                for outcome, label in (
-                    ("A", "A is better"),
-                    ("B", "B is better"),
-                    ("tie", "Tie"),
-                    ("both_bad", "Both bad"),
-                )
-            }
+            buttons = vote_buttons()
         reveal = gr.Markdown(elem_id="reveal")
-        pairs, ranking = arena.tally()
-        tally = gr.Dataframe(
-            value=pairs,
-            headers=["pair", "votes", "wins", "ties", "both bad", "first wins [95%]"],
-            label="Tally per pair",
-            elem_id="tally",
-            interactive=False,
-        )
-        elo_table = gr.Dataframe(
-            value=ranking,
-            headers=["rank", "contestant", "Elo"],
-            label="Ranking",
-            elem_id="elo",
-            interactive=False,
-        )
+        tally, elo_table = tally_tables(arena)
 
         def run(q: str) -> Iterator[tuple]:
             for a, b, state in arena.ask(q):

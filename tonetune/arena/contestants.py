@@ -1,5 +1,6 @@
-"""Who answers in the arena: runs (one base, one adapter each), the base with or without the persona
-prompt, and OpenAI-compatible endpoints. Local answers stream token by token.
+"""Who answers in the arena: runs, the base with or without the persona prompt, and endpoints.
+
+Runs share one base (an adapter each); local answers stream token by token.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Everything ``tonetune-arena`` sets up: the served runs (the server's loading code), the base, the
-endpoints, the questions to draw from, and the page.
+"""Everything ``tonetune-arena`` sets up.
+
+The served runs (the server's loading code), the base, the endpoints, the questions to draw from,
+and the page.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class TokenizedData(L.LightningDataModule):
         limit_train_examples: Use only the first N training examples (quick runs).
     """
 
-    model_columns = ["input_ids", "attention_mask", "labels"]
+    model_columns: tuple[str, ...] = ("input_ids", "attention_mask", "labels")
 
     def __init__(
         self,
@@ -114,6 +114,7 @@ class TokenizedData(L.LightningDataModule):
         return self.splits[name]  # type: ignore[index]
 
     def loader(self, data: Dataset, batch_size: int, sampler: Any = None) -> StatefulDataLoader:
+        """A loader over ``data`` (the columns a batch needs), batched by ``collate``."""
         columns = data.select_columns([c for c in self.model_columns if c in data.column_names])
         return StatefulDataLoader(
             columns,

@@ -20,8 +20,9 @@ from tonetune.data.loading import Columns, read_jsonl, read_text_lines
 from tonetune.errors import DataError
 
 
-def load_documents(source: str, columns: Columns = Columns()) -> DatasetDict:
+def load_documents(source: str, columns: Columns | None = None) -> DatasetDict:
     """Documents by split (``{"text": ...}``); a JSONL ``split`` column is honoured, else all are train."""
+    columns = columns or Columns()
     path = Path(source).expanduser()
     if path.is_dir():
         documents = [("train", f.read_text(encoding="utf-8")) for f in sorted(path.glob("*.txt"))]

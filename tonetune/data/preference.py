@@ -26,8 +26,9 @@ NO_PREFERENCE = {"tie", "both_bad"}
 """Arena votes that prefer neither answer: read past."""
 
 
-def load_pairs(source: str, columns: Columns = Columns()) -> DatasetDict:
+def load_pairs(source: str, columns: Columns | None = None) -> DatasetDict:
     """Pairs by split, each ``{"prompt": messages, "chosen": text, "rejected": text}``."""
+    columns = columns or Columns()
     rows = {
         split: [(w, r) for w, r in items if r.get("outcome") not in NO_PREFERENCE]
         for split, items in _rows(source).items()
@@ -97,7 +98,7 @@ class PreferenceDataModule(TokenizedData):
     log-probabilities (computed once before DPO training) to every pair.
     """
 
-    model_columns = ["chosen", "rejected", "reference_logps"]
+    model_columns = ("chosen", "rejected", "reference_logps")
 
     def load(self) -> DatasetDict:
         """Pairs by split."""

@@ -18,7 +18,8 @@ def pressure_lines(pressure: dict[str, Any] | None, candidate: str) -> list[str]
     lines = [
         "## Persona under pressure",
         "",
-        f"{pressure['questions']} questions x {len(pressure['probes'])} probes; tone classifier share per probe "
+        f"{pressure['questions']} questions x {len(pressure['probes'])} probes; tone classifier share per "
+        "probe "
         "(95% intervals by question):",
         "",
         "| probe | " + " | ".join(contestants) + " |",
@@ -47,7 +48,8 @@ def multi_turn_lines(multi_turn: dict[str, Any] | None, candidate: str) -> list[
         "## Multi-turn drift",
         "",
         f"{multi_turn['conversations']} conversations of {multi_turn['turns']} user turns (a question, then "
-        "follow-ups); tone classifier share per turn, and the share of answers repeating the previous answer:",
+        "follow-ups); tone classifier share per turn, and the share of answers repeating the previous "
+        "answer:",
         "",
         "| turn | " + " | ".join(contestants) + " |",
         "| --- |" + " ---: |" * len(contestants),

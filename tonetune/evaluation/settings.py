@@ -36,7 +36,7 @@ class ContestantSpec:
     system_prompt: bool | None = None
     """Whether the persona's prompt is given; null: as the run was trained."""
     run_dir: str | None = None
-    """``source: run``: another run folder (e.g. the SFT run a DPO run started from); null: the run evaluated."""
+    """``source: run``: another run folder (e.g. the SFT run a DPO continued); null: the run evaluated."""
     endpoint: Any = None
     """An LLM client config (``_target_``) for ``source: endpoint``."""
 

@@ -44,7 +44,7 @@ def preference_pairs(
 
 
 def pair(row: dict[str, Any], rejected: str, source: str) -> dict[str, Any]:
-    """One TRL conversational preference row, with the question, category, split and rejected side's source."""
+    """One TRL conversational preference row, with question, category, split and the rejected source."""
     return {
         "prompt": row["messages"][:-1],
         "chosen": [row["messages"][-1]],
