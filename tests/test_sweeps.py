@@ -150,5 +150,5 @@ def test_pipeline_script_runs_end_to_end(tmp_path: Path) -> None:
     report = tmp_path / "pipeline" / "evaluate" / "report.md"
     assert report.is_file() and (tmp_path / "pipeline" / "evaluate" / "plots" / "metrics.png").is_file()
     timings = (tmp_path / "pipeline" / "timings.txt").read_text()
-    assert [line.split(":")[0] for line in timings.splitlines()] == ["synthesize", "train", "evaluate"]
+    assert [line.split(":")[0] for line in timings.splitlines()] == ["synthesize", "train_sft", "evaluate"]
     assert (tmp_path / "data" / "elon_musk" / "dataset_dict.json").is_file()

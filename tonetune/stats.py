@@ -14,6 +14,7 @@ import numpy as np
 
 RESAMPLES = 2000
 LEVEL = 0.95
+NORMAL_QUANTILES = {0.9: 1.644854, 0.95: 1.959964, 0.99: 2.575829}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,23 @@ def bootstrap(
     indices = resample_indices(n) if indices is None else indices
     draws = np.array([statistic(row) for row in indices], dtype=float)
     return Estimate(float(statistic(np.arange(n))), *interval(draws), n)
+
+
+def jackknife(statistic: Callable[[np.ndarray], float], n: int, level: float = LEVEL) -> Estimate:
+    """``statistic`` on all ``n`` items, with a leave-one-out (jackknife) normal interval.
+
+    For statistics that resampling with replacement would bias: a duplicated answer repeats its
+    own n-grams, so bootstrapped distinct-n sits below the value on the real answers.
+    """
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    value = float(statistic(np.arange(n)))
+    if n < 3:
+        return Estimate(value, math.nan, math.nan, n)
+    leave_one_out = np.array([statistic(np.delete(np.arange(n), i)) for i in range(n)], dtype=float)
+    spread = math.sqrt((n - 1) / n * float(((leave_one_out - leave_one_out.mean()) ** 2).sum()))
+    z = NORMAL_QUANTILES.get(level, 1.959964)
+    return Estimate(value, value - z * spread, value + z * spread, n)
 
 
 def mean(values: np.ndarray, indices: np.ndarray | None = None) -> Estimate:

@@ -105,9 +105,7 @@ class Scorer:
 
     def _distinct(self, texts: Sequence[str]) -> stats.Estimate:
         texts = list(texts)
-        return stats.bootstrap(
-            lambda idx: m.distinct_n([texts[i] for i in idx], 2), len(texts), self.indices[:500]
-        )
+        return stats.jackknife(lambda idx: m.distinct_n([texts[i] for i in idx], 2), len(texts))
 
 
 PerItem = dict[str, dict[str, np.ndarray]]
