@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -46,3 +48,16 @@ def matmul_gflops(tokens: int = 600, repeats: int = 30) -> float:
         for a, b in pairs:
             a @ b
     return flops * repeats / (time.perf_counter() - started) / 1e9
+
+
+def measure_in_subprocess(module: str, framework: str, adapter: str, epochs: int, data: Path) -> dict:
+    """Run ``python -m <module> --worker <framework>`` in its own process (its own peak memory).
+
+    The worker prints one ``RESULT <json>`` line; its dict is returned.
+    """
+    args = ["--worker", framework, "--adapter", adapter, "--epochs", str(epochs), "--data", str(data)]
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError(f"{framework} {adapter} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import matmul_gflops, peak_rss_mb, shared_rows
+from bench.common import matmul_gflops, measure_in_subprocess, peak_rss_mb, shared_rows
 
 SHARED = {
     "r": 16,
@@ -180,31 +178,6 @@ def worker(framework: str, adapter: str, epochs: int, data: Path) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure(framework: str, adapter: str, epochs: int, data: Path) -> dict:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.train_vs_trl",
-            "--worker",
-            framework,
-            "--adapter",
-            adapter,
-            "--epochs",
-            str(epochs),
-            "--data",
-            str(data),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if not lines:
-        raise RuntimeError(f"{framework} {adapter} failed:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1)
@@ -227,7 +200,7 @@ def main() -> None:
     results = {}
     for adapter in ("lora", "qlora"):
         for framework in ("tonetune", "trl"):
-            r = measure(framework, adapter, args.epochs, data)
+            r = measure_in_subprocess("bench.train_vs_trl", framework, adapter, args.epochs, data)
             r["tokens_per_s"] = r["tokens"] / r["seconds"]
             r["above_baseline_mb"] = r["peak_mb"] - r["baseline_mb"]
             results[(framework, adapter)] = r

@@ -54,3 +54,38 @@ def test_finetuned_model_beats_the_unprompted_base_on_tone(make_train_cfg, tmp_p
     assert saved["metrics"]["finetuned"]["tone_classifier"] == tuned["tone_classifier"]
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| tone_classifier |" in report and "smollm2-135m-instruct" in report
+
+
+def test_a_single_step_is_not_significant_against_the_base(make_train_cfg, tmp_path: Path) -> None:
+    """One optimizer step barely moves the model: the tone differences' intervals contain 0."""
+    _, objects = train(
+        make_train_cfg(
+            "base_model=smollm2_135m",
+            "data=elon_musk_gpt4",
+            "trainer.max_steps=1",
+            "optimizer.lr=1e-5",
+            "validate_before_training=false",
+        )
+    )
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"run_dir={objects['run_dir']}",
+            "logger=none",
+            f"paths.output_dir={tmp_path / 'eval'}",
+            f"paths.response_cache={tmp_path / 'cache.sqlite'}",
+            "evaluation.questions.limit=24",
+            "evaluation.classifier.max_examples=64",
+            "evaluation.sampling.max_new_tokens=48",
+            "evaluation.pressure.questions=0",
+            "evaluation.multi_turn.conversations=0",
+            "evaluation.capability.tasks=[]",
+        ],
+    )
+    result, _ = evaluate(cfg)
+    for metric in ("tone_classifier", "tone_classifier_masked", "marker/all"):
+        delta = result["differences"]["base"][metric]
+        assert delta["low"] <= 0 <= delta["high"] and not delta["significant"], (metric, delta)
+    report = (tmp_path / "eval" / "report.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| tone_classifier |")]
+    assert any("(not significant)" in row for row in rows), rows

@@ -61,13 +61,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if checkpoint is not None:
         check_resumable(checkpoint, module, cfg.ckpt_path)
         del checkpoint
-    if module.objective.needs_reference:
-        compute_reference(module.model, datamodule, run_dir)
-
-    baseline = {}
+    baseline = _prepare_reference(module, datamodule, run_dir)
     if cfg.get("validate_before_training"):
         scores = trainer.validate(module, datamodule=datamodule, verbose=False, weights_only=True)[0]
-        baseline = {f"{name}_before": value for name, value in scores.items()}
+        baseline.update({f"{name}_before": value for name, value in scores.items()})
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     seconds = time.perf_counter() - started
@@ -119,6 +116,15 @@ def _compatible(callbacks: list[Any], loggers: list[Any], trainer_cfg: DictConfi
     if not trainer_cfg.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     return callbacks
+
+
+def _prepare_reference(module: ToneTuneModule, datamodule: Any, run_dir: Path) -> dict[str, float]:
+    """DPO's reference log-probabilities, computed once before training; the seconds it took."""
+    if not module.objective.needs_reference:
+        return {}
+    started = time.perf_counter()
+    compute_reference(module.model, datamodule, run_dir)
+    return {"train/reference_seconds": time.perf_counter() - started}
 
 
 def _final_metrics(trainer: L.Trainer, module: ToneTuneModule, seconds: float) -> dict[str, Any]:
