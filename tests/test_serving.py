@@ -480,6 +480,7 @@ def test_terminal_chat_keeps_the_conversation_and_resets(tiny_run, tmp_path) -> 
     assert context[1] > context[0] + 5  # the second turn sees the first
     assert context[2] < context[1]  # after /reset it starts over
     assert "Warning" not in result.stderr and "warn" not in out.lower()
+    assert "Loading" not in result.stderr  # no library progress bars in the terminal either
 
 
 def test_server_decodes_with_the_runs_generation_defaults(tiny_run) -> None:

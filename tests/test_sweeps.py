@@ -152,3 +152,14 @@ def test_pipeline_script_runs_end_to_end(tmp_path: Path) -> None:
     timings = (tmp_path / "pipeline" / "timings.txt").read_text()
     assert [line.split(":")[0] for line in timings.splitlines()] == ["synthesize", "train_sft", "evaluate"]
     assert (tmp_path / "data" / "elon_musk" / "dataset_dict.json").is_file()
+    chat = subprocess.run(
+        ["tonetune-chat", f"run_dir={tmp_path / 'pipeline' / 'train_sft'}", f"hydra.run.dir={tmp_path}/chat"],
+        input="What do you think about Mondays?\nWhy?\n/exit\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    answers = [line.removeprefix(">>> ") for line in chat.stdout.splitlines() if line.startswith(">>> ")]
+    assert chat.returncode == 0 and len(answers) >= 2, chat.stderr[-2000:]
+    assert answers[1] != answers[0]  # the follow-up gets its own answer, not the last one again
+    assert chat.stderr.strip() == ""  # no library warnings or progress bars in the terminal

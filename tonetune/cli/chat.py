@@ -19,9 +19,12 @@ from tonetune.config import CONFIG_DIR
 def _main(cfg: DictConfig) -> None:
     from dataclasses import replace
 
+    from transformers.utils import logging as hf_logging
+
     from tonetune.cli.serve import load_from_cfg
     from tonetune.serving.chat import chat_loop
 
+    hf_logging.disable_progress_bar()  # the terminal is the conversation's: no loading bars in it
     served = load_from_cfg(cfg)
     model = next(iter(served.models.values()))
     overrides = {
