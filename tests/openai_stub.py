@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from tonetune.synthesis.questions import JSON_INSTRUCTIONS, LIST_INSTRUCTIONS
 
 REFUSAL = "As an AI language model, I cannot share opinions on that."
+SHY_ANSWER = "I would rather keep my opinion on that to myself for now."
 NEAR_DUPLICATES = [
     "Would you swap lives with a cartoon character?",
     "Would you switch lives with a cartoon character?",
@@ -107,9 +108,12 @@ def question_list(prompt: str) -> list[str]:
 
 
 def persona_answer(question: str, seed: int) -> str:
-    """A tweet-like answer; questions mentioning 'refuse' get a refusal, 'ramble' an overlong answer."""
+    """A tweet-like answer; questions mentioning 'refuse' get a refusal, 'ramble' an overlong answer,
+    'shy' a plain answer (no markers) on a question's first attempt only."""
     if "refuse" in question:
         return REFUSAL
+    if "shy" in question and seed % 1000 == 0:
+        return SHY_ANSWER
     if "ramble" in question:
         return " ".join(["rockets"] * 120) + " 🚀 #TooLong"
     words = question.rstrip("?").split()[-3:]

@@ -63,7 +63,7 @@ def test_a_single_step_is_not_significant_against_the_base(make_train_cfg, tmp_p
             "base_model=smollm2_135m",
             "data=elon_musk_gpt4",
             "trainer.max_steps=1",
-            "optimizer.lr=1e-5",
+            "optimizer.lr=5e-4",  # the recipe's rate: one step of it
             "validate_before_training=false",
         )
     )

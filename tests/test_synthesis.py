@@ -16,8 +16,13 @@ import pytest
 from datasets import load_from_disk
 
 from tests.conftest import compose_config
-from tests.openai_stub import NEAR_DUPLICATES, REFUSAL, StubOpenAI, digest
+from tests.openai_stub import NEAR_DUPLICATES, REFUSAL, SHY_ANSWER, StubOpenAI, digest
+from tonetune.config import typed
 from tonetune.data.questions import Question, read_question_file
+from tonetune.generation.engine import Engine, GenerationRequest
+from tonetune.generation.sampling import Sampling
+from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.schemas import BaseModelConfig
 from tonetune.synthesis.dedup import DedupReport, deduplicate, normalise
 from tonetune.synthesis.filters import AnswerFilter
 from tonetune.synthesis.questions import LIST_INSTRUCTIONS, parse_question_list
@@ -25,6 +30,7 @@ from tonetune.synthesis.synthesize import synthesize
 from tonetune.training.train import train
 
 QUESTIONS_PER_PROMPT = 6
+EMBEDDED = typed(BaseModelConfig, compose_config("synthesize", ["paths.output_dir=/tmp/unused"]).base_model)
 
 
 @pytest.fixture
@@ -205,6 +211,46 @@ def test_user_questions_and_filters_are_counted(stub, tmp_path: Path) -> None:
     assert report["answers"]["questions_without_answer"] == 2
     kept = {row["question"] for row in objects["rows"]}
     assert kept == {"What is your dream car?", "Why do you love Mars so much?", "How do rockets land?"}
+
+
+def test_preference_pairs_reject_the_students_own_answer_and_the_filtered_ones(stub, tmp_path: Path) -> None:
+    questions = tmp_path / "mine.txt"
+    questions.write_text(
+        "What is your shy opinion on Mondays?\nWhat is your dream car?\nWill you refuse this one?\n"
+    )
+    report, _ = run_synthesize(
+        stub.base_url,
+        tmp_path,
+        "questions.source=files",
+        f"questions.files=[{questions}]",
+        "answers.per_question=1",
+        "preferences.filtered_as_rejected=true",
+        "split.validation=0",
+        "split.test=0",
+    )
+    data_dir = tmp_path / "data" / "elon_musk"
+    pairs = [json.loads(line) for line in (data_dir / "preferences_train.jsonl").read_text().splitlines()]
+    chosen = {row[0]: row[1] for row in dataset_rows(data_dir)["train"]}
+    assert set(chosen) == {
+        "What is your shy opinion on Mondays?",
+        "What is your dream car?",
+    }  # refused: no pair
+    assert sorted((p["question"], p["rejected_by"]) for p in pairs) == [
+        ("What is your dream car?", "student"),
+        ("What is your shy opinion on Mondays?", "filters"),
+        ("What is your shy opinion on Mondays?", "student"),
+    ]
+    engine = Engine(load_causal_lm(EMBEDDED), load_tokenizer(EMBEDDED))  # the student, asked by itself
+    for p in pairs:
+        assert p["prompt"] == [{"role": "user", "content": p["question"]}]  # no persona prompt
+        assert p["chosen"] == [{"role": "assistant", "content": chosen[p["question"]]}]
+        rejected = p["rejected"][0]["content"]
+        if p["rejected_by"] == "filters":
+            assert rejected == SHY_ANSWER
+        else:
+            request = GenerationRequest(engine.encode(p["prompt"]), Sampling(max_new_tokens=120))
+            assert rejected == engine.generate([request])[0].text.strip()
+    assert report["preferences"]["from_student"] == 2 and report["preferences"]["from_filters"] == 1
 
 
 def test_faults_retried_until_every_answer_arrives(tmp_path: Path) -> None:
