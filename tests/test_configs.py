@@ -193,3 +193,21 @@ def test_few_shot_examples_show_every_required_marker(option: str, tmp_path: Pat
         for name in required:
             assert markers[name].search(example.answer), f"{option}: {example.answer!r} lacks {name}"
         assert within_length(example.answer, cfg.persona)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "option", "contestant"),
+    [("elon_gpt4_sft_dpo", "init_from", "sft"), ("elon_gpt4_multiturn", "single_turn_run", "single_turn")],
+)
+def test_experiment_contestants_that_name_an_earlier_run_resolve(
+    experiment, option, contestant, tmp_path
+) -> None:
+    """The evaluation settings are converted from a sub-tree; `${init_from}` lives at the root."""
+    from tonetune.evaluation.settings import EvaluationSettings
+
+    earlier = str(tmp_path / "earlier_run")
+    cfg = compose_config(
+        "train", [f"experiment={experiment}", f"{option}={earlier}", f"paths.output_dir={tmp_path}"]
+    )
+    settings = EvaluationSettings.from_cfg(cfg.evaluation)
+    assert settings.contestants[contestant].run_dir == earlier

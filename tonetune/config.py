@@ -76,6 +76,8 @@ def typed(schema: type[T], node: Any) -> T:
     """``node`` (a composed group, or the same group read back from a run's config.yaml) as ``schema``."""
     if isinstance(node, schema):
         return node
+    if isinstance(node, DictConfig):  # resolve in place: `${init_from}` names a key of the root
+        node = OmegaConf.to_container(node, resolve=True)
     merged = OmegaConf.merge(OmegaConf.structured(schema), node)
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
