@@ -2,7 +2,7 @@
 
 Run as (from the repository root, after building the pairs once):
     tonetune-synthesize seed_data=../shared/data/elon_musk_gpt4.jsonl data_dir=data/elon_musk_gpt4_pairs
-    python -m bench.dpo_vs_trl [--epochs 1] [--data data/elon_musk_gpt4_pairs]
+    python -m bench.dpo_vs_trl [--epochs 1] [--data data/elon_musk_gpt4_pairs] [--limit N]
 
 Both sides train on the same 152 pairs (chosen: GPT-4's answer; rejected: the base model's own),
 with every shared setting read from one definition (``bench.train_vs_trl.SHARED`` plus ``DPO``):
@@ -29,12 +29,12 @@ DPO = {"beta": 0.1, "nll_weight": 0.2, "gradient_checkpointing": False}
 PAIRS_FOLDER = Path("data/elon_musk_gpt4_pairs")
 
 
-def write_pairs(folder: Path, source: Path) -> Path:
-    """The train pairs, plus one validation pair so that tonetune trains on exactly the same ones."""
+def write_pairs(folder: Path, source: Path, limit: int | None) -> Path:
+    """The first ``limit`` train pairs, plus one validation pair so tonetune trains on exactly those."""
     train_file = source / "preferences_train.jsonl"
     if not train_file.is_file():
         raise SystemExit(f"{train_file} is missing: build it with the tonetune-synthesize line above")
-    rows = [json.loads(line) for line in train_file.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in train_file.read_text().splitlines() if line.strip()][:limit]
     rows = [{**r, "split": "train"} for r in rows] + [{**rows[0], "split": "validation"}]
     path = folder / "pairs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -160,13 +160,14 @@ def main() -> None:
     parser.add_argument("--worker", choices=["tonetune", "trl"])
     parser.add_argument("--adapter", default="lora")
     parser.add_argument("--data", type=Path, default=PAIRS_FOLDER)
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N pairs only")
     args = parser.parse_args()
     if args.worker:
         result = (run_tonetune if args.worker == "tonetune" else run_trl)(args.data, args.epochs)
         print("RESULT " + json.dumps(result), flush=True)
         return
 
-    data = write_pairs(Path(tempfile.mkdtemp()), args.data)
+    data = write_pairs(Path(tempfile.mkdtemp()), args.data, args.limit)
     results = {}
     for framework in ("tonetune", "trl"):
         r = measure_in_subprocess("bench.dpo_vs_trl", framework, "lora", args.epochs, data)

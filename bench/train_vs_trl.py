@@ -1,7 +1,7 @@
 """Training throughput and peak memory: tonetune against TRL's SFTTrainer, LoRA and QLoRA.
 
 Run as (from the repository root):
-    python -m bench.train_vs_trl [--epochs 1]
+    python -m bench.train_vs_trl [--epochs 1] [--adapters lora qlora]
 
 Every setting both sides share is read from one definition (``SHARED``, ``ADAPTERS``), so the
 ratio measures tonetune alone: the embedded SmolLM2-135M, the 152 train pairs of ../shared, LoRA
@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--worker", choices=["tonetune", "trl"])
     parser.add_argument("--adapter", default="lora")
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--adapters", nargs="+", default=list(ADAPTERS), choices=list(ADAPTERS))
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.adapter, args.epochs, args.data)
@@ -198,7 +199,7 @@ def main() -> None:
         f"{ceiling:.0f} tokens/s (4 x params FLOPs/token)"
     )
     results = {}
-    for adapter in ("lora", "qlora"):
+    for adapter in args.adapters:
         for framework in ("tonetune", "trl"):
             r = measure_in_subprocess("bench.train_vs_trl", framework, adapter, args.epochs, data)
             r["tokens_per_s"] = r["tokens"] / r["seconds"]
@@ -211,7 +212,7 @@ def main() -> None:
                 f"model weights {r['weights_mb']:.0f} MB",
                 flush=True,
             )
-    for adapter in ("lora", "qlora"):
+    for adapter in args.adapters:
         ours, theirs = results[("tonetune", adapter)], results[("trl", adapter)]
         print(
             f"{adapter}: tokens/s tonetune/TRL = {ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x "
@@ -219,6 +220,8 @@ def main() -> None:
             "(goal <= 1); "
             f"tonetune vs ceiling = {ours['tokens_per_s'] / ceiling:.2f} (goal >= 0.75)"
         )
+    if len(args.adapters) < 2:
+        return
     lora, qlora = results[("tonetune", "lora")], results[("tonetune", "qlora")]
     print(
         f"QLoRA/LoRA memory (tonetune): peak RSS {qlora['peak_mb'] / lora['peak_mb']:.2f}x, "
