@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.common import measure_in_subprocess, peak_rss_mb
-from bench.train_vs_trl import SHARED
+from bench.train_vs_trl import SHARED, tonetune_overrides, trl_arguments, trl_lora_config
 
 DPO = {"beta": 0.1, "nll_weight": 0.2, "gradient_checkpointing": False}
 PAIRS_FOLDER = Path("data/elon_musk_gpt4_pairs")
@@ -46,38 +46,15 @@ def run_tonetune(data: Path, epochs: int) -> dict:
     from tonetune.training.train import train
 
     baseline = peak_rss_mb()
+    objective = [f"objective.beta={DPO['beta']}", f"objective.nll_weight={DPO['nll_weight']}"]
     cfg = compose(
         "train",
         [
-            "base_model=smollm2_135m",
-            "adapter=lora",
+            *tonetune_overrides(data, epochs, DPO["gradient_checkpointing"]),
             "objective=dpo",
-            f"objective.beta={DPO['beta']}",
-            f"objective.nll_weight={DPO['nll_weight']}",
             "objective.loss_type=sigmoid",
-            f"adapter.r={SHARED['r']}",
-            f"adapter.alpha={SHARED['alpha']}",
-            f"adapter.dropout={SHARED['dropout']}",
-            f"adapter.target_modules=[{','.join(SHARED['targets'])}]",
-            f"adapter.gradient_checkpointing={DPO['gradient_checkpointing']}",
-            "data=example",
-            f"data.source={data}",
-            f"data.batch_size={SHARED['batch']}",
+            *objective,
             f"data.eval_batch_size={SHARED['batch']}",
-            f"data.max_length={SHARED['max_length']}",
-            f"optimizer.lr={SHARED['lr']}",
-            f"optimizer.weight_decay={SHARED['weight_decay']}",
-            "scheduler=cosine",
-            f"module.warmup_ratio={SHARED['warmup_ratio']}",
-            f"trainer.gradient_clip_val={SHARED['max_grad_norm']}",
-            "logger=none",
-            "callbacks=none",
-            "trainer.enable_checkpointing=false",
-            "trainer.limit_val_batches=0",
-            "validate_before_training=false",
-            f"trainer.max_epochs={epochs}",
-            "trainer.enable_progress_bar=false",
-            f"paths.output_dir={tempfile.mkdtemp()}",
         ],
     )
     metrics, _ = train(cfg)
@@ -93,7 +70,6 @@ def run_tonetune(data: Path, epochs: int) -> dict:
 def run_trl(data: Path, epochs: int) -> dict:
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
@@ -108,36 +84,14 @@ def run_trl(data: Path, epochs: int) -> dict:
         [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows if r["split"] == "train"]
     )
     args = DPOConfig(
-        output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=SHARED["batch"],
+        **trl_arguments(epochs, DPO["gradient_checkpointing"]),
         precompute_ref_log_probs=True,
-        gradient_checkpointing=DPO["gradient_checkpointing"],
         precompute_ref_batch_size=SHARED["batch"],
-        num_train_epochs=epochs,
-        learning_rate=SHARED["lr"],
-        max_length=SHARED["max_length"],
         beta=DPO["beta"],
         loss_type=["sigmoid", "sft"],
         loss_weights=[1.0, DPO["nll_weight"]],
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        logging_steps=1000,
-        dataloader_num_workers=0,
-        bf16=False,
-        fp16=False,
-        lr_scheduler_type="cosine",
-        warmup_steps=SHARED["warmup_ratio"],  # a float: a share of the steps
-        weight_decay=SHARED["weight_decay"],
-        max_grad_norm=SHARED["max_grad_norm"],
     )
-    peft_config = LoraConfig(
-        r=SHARED["r"],
-        lora_alpha=SHARED["alpha"],
-        lora_dropout=SHARED["dropout"],
-        target_modules=SHARED["targets"],
-        task_type="CAUSAL_LM",
-    )
+    peft_config = trl_lora_config()
     trainer = DPOTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
     )

@@ -40,6 +40,72 @@ ADAPTERS = {
 }
 
 
+def tonetune_overrides(data: Path, epochs: int, gradient_checkpointing: bool) -> list[str]:
+    """The tonetune-train overrides for ``SHARED`` (both benchmarks' tonetune side)."""
+    return [
+        "base_model=smollm2_135m",
+        "adapter=lora",
+        f"adapter.r={SHARED['r']}",
+        f"adapter.alpha={SHARED['alpha']}",
+        f"adapter.dropout={SHARED['dropout']}",
+        f"adapter.target_modules=[{','.join(SHARED['targets'])}]",
+        f"adapter.gradient_checkpointing={gradient_checkpointing}",
+        "data=example",
+        f"data.source={data}",
+        f"data.batch_size={SHARED['batch']}",
+        f"data.max_length={SHARED['max_length']}",
+        f"optimizer.lr={SHARED['lr']}",
+        f"optimizer.weight_decay={SHARED['weight_decay']}",
+        "scheduler=cosine",
+        f"module.warmup_ratio={SHARED['warmup_ratio']}",
+        f"trainer.gradient_clip_val={SHARED['max_grad_norm']}",
+        "logger=none",
+        "callbacks=none",
+        "trainer.enable_checkpointing=false",
+        "trainer.limit_val_batches=0",
+        "validate_before_training=false",
+        f"trainer.max_epochs={epochs}",
+        "trainer.enable_progress_bar=false",
+        f"paths.output_dir={tempfile.mkdtemp()}",
+    ]
+
+
+def trl_arguments(epochs: int, gradient_checkpointing: bool) -> dict:
+    """TRL trainer arguments for ``SHARED`` (SFTConfig and DPOConfig take them alike)."""
+    return {
+        "output_dir": tempfile.mkdtemp(),
+        "per_device_train_batch_size": SHARED["batch"],
+        "num_train_epochs": epochs,
+        "learning_rate": SHARED["lr"],
+        "max_length": SHARED["max_length"],
+        "gradient_checkpointing": gradient_checkpointing,
+        "save_strategy": "no",
+        "report_to": [],
+        "use_cpu": True,
+        "logging_steps": 1000,
+        "dataloader_num_workers": 0,
+        "bf16": False,
+        "fp16": False,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": SHARED["warmup_ratio"],  # a float: a share of the steps
+        "weight_decay": SHARED["weight_decay"],
+        "max_grad_norm": SHARED["max_grad_norm"],
+    }
+
+
+def trl_lora_config():
+    """PEFT's LoraConfig for ``SHARED``, as TRL's trainers take it."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=SHARED["r"],
+        lora_alpha=SHARED["alpha"],
+        lora_dropout=SHARED["dropout"],
+        target_modules=SHARED["targets"],
+        task_type="CAUSAL_LM",
+    )
+
+
 def write_data(folder: Path) -> Path:
     """The train split, plus one validation row so that tonetune trains on exactly the same 152."""
     rows = shared_rows("train")
@@ -55,36 +121,8 @@ def run_tonetune(data: Path, adapter: str, epochs: int) -> dict:
 
     baseline = peak_rss_mb()
     kind = ADAPTERS[adapter]
-    cfg = compose(
-        "train",
-        [
-            "base_model=smollm2_135m",
-            "adapter=lora",
-            f"adapter.r={SHARED['r']}",
-            f"adapter.alpha={SHARED['alpha']}",
-            f"adapter.dropout={SHARED['dropout']}",
-            f"adapter.target_modules=[{','.join(SHARED['targets'])}]",
-            f"adapter.quantization={kind['quantization'] or 'null'}",
-            f"adapter.gradient_checkpointing={kind['gradient_checkpointing']}",
-            "data=example",
-            f"data.source={data}",
-            f"data.batch_size={SHARED['batch']}",
-            f"data.max_length={SHARED['max_length']}",
-            f"optimizer.lr={SHARED['lr']}",
-            f"optimizer.weight_decay={SHARED['weight_decay']}",
-            "scheduler=cosine",
-            f"module.warmup_ratio={SHARED['warmup_ratio']}",
-            f"trainer.gradient_clip_val={SHARED['max_grad_norm']}",
-            "logger=none",
-            "callbacks=none",
-            "trainer.enable_checkpointing=false",
-            "trainer.limit_val_batches=0",
-            "validate_before_training=false",
-            f"trainer.max_epochs={epochs}",
-            "trainer.enable_progress_bar=false",
-            f"paths.output_dir={tempfile.mkdtemp()}",
-        ],
-    )
+    overrides = tonetune_overrides(data, epochs, kind["gradient_checkpointing"])
+    cfg = compose("train", [*overrides, f"adapter.quantization={kind['quantization'] or 'null'}"])
     metrics, objects = train(cfg)
     return {
         "tokens": metrics["train/tokens"],
@@ -98,7 +136,6 @@ def run_tonetune(data: Path, adapter: str, epochs: int) -> dict:
 def run_trl(data: Path, adapter: str, epochs: int) -> dict:
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
     from trl import SFTConfig, SFTTrainer
 
@@ -132,32 +169,9 @@ def run_trl(data: Path, adapter: str, epochs: int) -> dict:
         ]
     )
     args = SFTConfig(
-        output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=SHARED["batch"],
-        num_train_epochs=epochs,
-        learning_rate=SHARED["lr"],
-        max_length=SHARED["max_length"],
-        train_sampling_strategy="group_by_length",
-        gradient_checkpointing=kind["gradient_checkpointing"],
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        logging_steps=1000,
-        dataloader_num_workers=0,
-        bf16=False,
-        fp16=False,
-        lr_scheduler_type="cosine",
-        warmup_steps=SHARED["warmup_ratio"],  # a float: a share of the steps
-        weight_decay=SHARED["weight_decay"],
-        max_grad_norm=SHARED["max_grad_norm"],
+        **trl_arguments(epochs, kind["gradient_checkpointing"]), train_sampling_strategy="group_by_length"
     )
-    peft_config = LoraConfig(
-        r=SHARED["r"],
-        lora_alpha=SHARED["alpha"],
-        lora_dropout=SHARED["dropout"],
-        target_modules=SHARED["targets"],
-        task_type="CAUSAL_LM",
-    )
+    peft_config = trl_lora_config()
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
     )
