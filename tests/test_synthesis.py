@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -318,11 +319,14 @@ def test_missing_api_key_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def cached_keys(path: Path) -> set[str]:
+    """The cached requests; empty while the synthesizer has not yet created the file or its table."""
     if not path.exists():
         return set()
-    with sqlite3.connect(path) as db:
-        requests = [row[0] for row in db.execute("SELECT request FROM responses")]
-    return set(requests)
+    with closing(sqlite3.connect(path)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "responses" not in tables:
+            return set()
+        return {row[0] for row in db.execute("SELECT request FROM responses")}
 
 
 def wait_for(predicate, process: subprocess.Popen, timeout: float = 120) -> None:
