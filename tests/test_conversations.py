@@ -28,6 +28,7 @@ def multi_turn_overrides(base_url: str, root: Path, *extra: str) -> list[str]:
         "conversations.share=1.0",
         "conversations.turns=3",
         "preferences.enabled=false",
+        "conversations.max_echo_similarity=0.9",  # the stub's answers share one template: ~0.8 alike
         "logger=none",
         f"data_dir={root / 'data'}",
         f"paths.response_cache={root / 'cache.sqlite'}",
@@ -97,6 +98,36 @@ def test_synthesis_extends_conversations_with_follow_ups_that_pass_the_filters(t
         json.loads(line) for line in (tmp_path / "data" / "openai_train.jsonl").read_text().splitlines()
     ]
     assert all(len(row["messages"]) == 6 for row in openai_rows)
+
+
+def echo_previous_answer_once(body: dict) -> str | None:
+    """On its first attempt, every follow-up answer repeats the persona's previous answer word for word."""
+    messages = body["messages"]
+    follow_up_answer = messages[0]["role"] == "system" and len(messages) > 3
+    if follow_up_answer and body.get("seed", 0) % 1000 == 0:
+        return next(m["content"] for m in reversed(messages) if m["role"] == "assistant")
+    return None
+
+
+def test_follow_up_answers_that_echo_an_earlier_answer_are_asked_again(tmp_path) -> None:
+    stub = StubOpenAI(script=echo_previous_answer_once)
+    url = stub.start()
+    try:
+        cfg = compose_config(
+            "synthesize", [*multi_turn_overrides(url, tmp_path), f"paths.output_dir={tmp_path / 'run'}"]
+        )
+        report, _ = synthesize(cfg)
+    finally:
+        stub.stop()
+    counts = report["conversations"]
+    assert (
+        counts["answers_echoing"] == 32 and counts["answers_rejected"] == 0
+    )  # the echoes pass every other filter
+    assert counts["turns_added"] == 32  # each asked again, answered anew
+    for split in load_from_disk(str(tmp_path / "data")).values():
+        for messages in split["messages"]:
+            answers = [m["content"] for m in messages if m["role"] == "assistant"]
+            assert len(set(answers)) == len(answers) == 3
 
 
 def test_killed_multi_turn_synthesis_resumes_without_resending(tmp_path) -> None:

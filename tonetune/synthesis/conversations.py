@@ -2,8 +2,9 @@
 
 A share of the answered questions is extended turn by turn: the teacher writes the user's next
 message, one that refers to the last answer ("why?", an example, a disagreement, a change of
-topic), then the persona answers it, the answer passing the same filters as every other (asked
-again up to ``max_attempts`` times). Every request is cached, so a killed run resumes.
+topic), then the persona answers it, the answer passing the same filters as every other and not
+echoing the follow-up or an earlier answer (asked again up to ``max_attempts`` times). Every
+request is cached, so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tonetune.llm.client import LLMClient
 from tonetune.llm.requests import ChatRequest
 from tonetune.schemas import PersonaConfig
 from tonetune.synthesis.answers import answer_request
-from tonetune.synthesis.filters import AnswerFilter
+from tonetune.synthesis.filters import AnswerFilter, echoes
 from tonetune.synthesis.settings import AnswerSettings, ConversationSettings
 
 FOLLOW_UP_SYSTEM = (
@@ -77,7 +78,7 @@ def extend_conversations(
     seed: int,
 ) -> Extension:
     """Extend ``settings.share`` of ``rows`` (their ``messages`` change in place) to ``settings.turns``."""
-    extension = Extension(counts={"follow_ups_rejected": 0, "answers_rejected": 0})
+    extension = Extension(counts={"follow_ups_rejected": 0, "answers_rejected": 0, "answers_echoing": 0})
     chosen = [i for i in range(len(rows)) if random.Random(seed + i).random() < settings.share]
     alive = list(chosen)
     for turn in range(1, settings.turns):
@@ -119,11 +120,19 @@ def _next_turn(
         replies = teacher.complete(requests, desc=f"Turn {turn + 1} answers (attempt {attempt + 1})")
         retry = []
         for i, reply in zip(pending, replies, strict=True):
-            if check.reason(reply.text.strip(), reply.finish_reason) is None:
-                done[i] = reply.text.strip()
-            else:
+            answer = reply.text.strip()
+            earlier = [
+                follow_ups[i],
+                *(m["content"] for m in rows[i]["messages"] if m["role"] == "assistant"),
+            ]
+            if check.reason(answer, reply.finish_reason) is not None:
                 extension.counts["answers_rejected"] += 1
                 retry.append(i)
+            elif echoes(answer, earlier, settings.max_echo_similarity):
+                extension.counts["answers_echoing"] += 1
+                retry.append(i)
+            else:
+                done[i] = answer
         pending = retry
     for i, answer in done.items():
         rows[i]["messages"] += [

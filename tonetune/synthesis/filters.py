@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
 from tonetune.persona import required_markers, within_length
 from tonetune.schemas import PersonaConfig
@@ -58,3 +59,12 @@ class AnswerFilter:
 def count_reasons(reasons: list[str | None]) -> dict[str, int]:
     """Rejections by reason (accepted answers not counted)."""
     return dict(Counter(r for r in reasons if r))
+
+
+def echoes(text: str, earlier: list[str], max_similarity: float) -> bool:
+    """Whether ``text`` (nearly) repeats one of ``earlier`` (the user's message, earlier answers).
+
+    Similarity is difflib's ratio of the lower-cased texts: 1.0 for a copy, about 0.3 for two
+    answers of one persona to different questions. Training on echoes teaches repeating oneself.
+    """
+    return any(SequenceMatcher(None, text.lower(), e.lower()).ratio() > max_similarity for e in earlier)

@@ -62,6 +62,8 @@ class ConversationSettings:
     """User turns per extended conversation, the first question included."""
     max_attempts: int = 3
     temperature: float = 0.9
+    max_echo_similarity: float = 0.6
+    """A follow-up answer more similar than this to the user's message or an earlier answer is rejected."""
 
 
 @dataclass
