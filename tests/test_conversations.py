@@ -130,6 +130,34 @@ def test_follow_up_answers_that_echo_an_earlier_answer_are_asked_again(tmp_path)
             assert len(set(answers)) == len(answers) == 3
 
 
+def test_a_follow_up_writer_writes_the_users_side_and_the_teacher_the_personas(tmp_path) -> None:
+    asked: dict[str, list[bool]] = {"teacher": [], "writer": []}
+
+    def recorder(name: str):
+        def record(body: dict) -> None:
+            asked[name].append(body["messages"][0]["content"].startswith("You write the next message"))
+
+        return record
+
+    teacher, writer = StubOpenAI(script=recorder("teacher")), StubOpenAI(script=recorder("writer"))
+    teacher_url, writer_url = teacher.start(), writer.start()
+    try:
+        overrides = [
+            *multi_turn_overrides(teacher_url, tmp_path),
+            "follow_up_writer=openai_compatible",
+            f"follow_up_writer.base_url={writer_url}",
+            f"paths.output_dir={tmp_path / 'run'}",
+        ]
+        report, _ = synthesize(compose_config("synthesize", overrides))
+    finally:
+        teacher.stop()
+        writer.stop()
+    assert report["conversations"]["turns_added"] == 32
+    assert asked["writer"] and all(asked["writer"])  # only follow-ups, all of them
+    assert len(asked["writer"]) == report["follow_up_writer"]["usage"]["requests_sent"] == 32
+    assert asked["teacher"] and not any(asked["teacher"])  # questions and every persona answer
+
+
 def test_killed_multi_turn_synthesis_resumes_without_resending(tmp_path) -> None:
     stub = StubOpenAI(latency=0.1)
     url = stub.start()

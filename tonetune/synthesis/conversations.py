@@ -1,8 +1,9 @@
-"""Multi-turn conversations: the teacher writes the user's follow-ups and the persona's answers.
+"""Multi-turn conversations: the persona's answers from the teacher, the user's follow-ups too.
 
-A share of the answered questions is extended turn by turn: the teacher writes the user's next
-message, one that refers to the last answer ("why?", an example, a disagreement, a change of
-topic), then the persona answers it, the answer passing the same filters as every other and not
+The follow-ups come from the teacher unless another LLM is named for them (``follow_up_writer``).
+A share of the answered questions is extended turn by turn: first the user's next message, one
+that refers to the last answer ("why?", an example, a disagreement, a change of topic), then the
+persona answers it, the answer passing the same filters as every other and not
 echoing the follow-up or an earlier answer (asked again up to ``max_attempts`` times). Every
 request is cached, so a killed run resumes.
 """
@@ -46,7 +47,7 @@ class Extension:
 def follow_up_request(
     persona: PersonaConfig, history: list[dict[str, str]], key: int, attempt: int, temperature: float
 ) -> ChatRequest:
-    """Ask the teacher for the user's next message after ``history``."""
+    """Ask for the user's next message after ``history``."""
     transcript = "\n".join(
         f"{'Person' if m['role'] == 'user' else persona.display_name}: {m['content']}" for m in history
     )
@@ -62,14 +63,22 @@ def follow_up_request(
 
 
 def clean_follow_up(text: str) -> str | None:
-    """The follow-up message from the teacher's reply, or None when it is not one (empty, too long)."""
+    """The follow-up message from the writer's reply, or None when it is not one (empty, too long)."""
     line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
     line = _LABEL.sub("", line).strip(_QUOTES)
     return line if 1 <= len(line.split()) <= 40 and not line.lower().startswith("as an ai") else None
 
 
+@dataclass
+class ConversationWriters:
+    """Who writes each side: the persona's answers (the teacher) and the user's follow-ups."""
+
+    persona: LLMClient
+    user: LLMClient
+
+
 def extend_conversations(
-    teacher: LLMClient,
+    writers: ConversationWriters,
     persona: PersonaConfig,
     rows: list[dict[str, Any]],
     settings: ConversationSettings,
@@ -82,7 +91,7 @@ def extend_conversations(
     chosen = [i for i in range(len(rows)) if random.Random(seed + i).random() < settings.share]
     alive = list(chosen)
     for turn in range(1, settings.turns):
-        alive = _next_turn(teacher, persona, rows, alive, turn, settings, answers, check, extension)
+        alive = _next_turn(writers, persona, rows, alive, turn, settings, answers, check, extension)
         if not alive:
             break
     extension.extended = sum(len(rows[i]["messages"]) > 2 for i in chosen)
@@ -90,7 +99,7 @@ def extend_conversations(
 
 
 def _next_turn(
-    teacher: LLMClient,
+    writers: ConversationWriters,
     persona: PersonaConfig,
     rows: list[dict[str, Any]],
     alive: list[int],
@@ -101,7 +110,7 @@ def _next_turn(
     extension: Extension,
 ) -> list[int]:
     """One more user message and persona answer for each conversation in ``alive``; who is still alive."""
-    follow_ups = _follow_ups(teacher, persona, rows, alive, turn, settings, extension)
+    follow_ups = _follow_ups(writers.user, persona, rows, alive, turn, settings, extension)
     pending = list(follow_ups)
     done: dict[int, str] = {}
     for attempt in range(settings.max_attempts):
@@ -117,7 +126,7 @@ def _next_turn(
             )
             for i in pending
         ]
-        replies = teacher.complete(requests, desc=f"Turn {turn + 1} answers (attempt {attempt + 1})")
+        replies = writers.persona.complete(requests, desc=f"Turn {turn + 1} answers (attempt {attempt + 1})")
         retry = []
         for i, reply in zip(pending, replies, strict=True):
             answer = reply.text.strip()
@@ -144,7 +153,7 @@ def _next_turn(
 
 
 def _follow_ups(
-    teacher: LLMClient,
+    writer: LLMClient,
     persona: PersonaConfig,
     rows: list[dict[str, Any]],
     alive: list[int],
@@ -162,7 +171,7 @@ def _follow_ups(
             follow_up_request(persona, rows[i]["messages"], 1000 * turn + i, attempt, settings.temperature)
             for i in pending
         ]
-        replies = teacher.complete(requests, desc=f"Turn {turn + 1} follow-ups (attempt {attempt + 1})")
+        replies = writer.complete(requests, desc=f"Turn {turn + 1} follow-ups (attempt {attempt + 1})")
         retry = []
         for i, reply in zip(pending, replies, strict=True):
             message = clean_follow_up(reply.text)

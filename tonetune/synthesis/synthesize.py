@@ -22,7 +22,7 @@ from tonetune.runtime import instantiate_named, task_wrapper, write_json
 from tonetune.schemas import BaseModelConfig
 from tonetune.synthesis.answers import Answered, collect_answers
 from tonetune.synthesis.card import render_card
-from tonetune.synthesis.conversations import extend_conversations
+from tonetune.synthesis.conversations import ConversationWriters, extend_conversations
 from tonetune.synthesis.dataset_writer import assign_splits, check_target, write_dataset
 from tonetune.synthesis.filters import AnswerFilter
 from tonetune.synthesis.preferences import by_split, preference_pairs
@@ -45,12 +45,14 @@ def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         check_target(target, settings.overwrite)  # refuse before any work, not after
     cache = ResponseCache(Path(cfg.paths.response_cache))
     teacher: LLMClient = hydra.utils.instantiate(cfg.teacher, cache=cache)
+    writer: LLMClient | None = None
     check = AnswerFilter(settings.persona, **plain(cfg.filters))
     try:
         rows, report, filtered = _first_turns(settings, teacher, check)
         if settings.conversations.share > 0:
+            writer = _follow_up_writer(cfg, cache) or teacher
             extension = extend_conversations(
-                teacher,
+                ConversationWriters(persona=teacher, user=writer),
                 settings.persona,
                 rows,
                 settings.conversations,
@@ -59,10 +61,13 @@ def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 settings.seed,
             )
             report["conversations"] = extension.report()
+            if writer is not teacher:
+                report["follow_up_writer"] = {**writer.describe(), "usage": dataclasses.asdict(writer.usage)}
         _assign_splits(rows, settings)
         pairs = _pairs(cfg, settings, teacher, cache, rows, filtered, report)
     finally:
-        teacher.close()
+        for client in {id(c): c for c in (teacher, writer) if c is not None}.values():
+            client.close()
         cache.close()
     dataset = build_dataset(rows)
     report.update(_usage(settings, teacher, dataset))
@@ -80,6 +85,13 @@ def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     _log_to_trackers(cfg, report, rows)
     log.info("Dataset written to %s (and %s)", settings.data_dir, settings.run_dir / "dataset")
     return report, {"dataset": dataset, "run_dir": settings.run_dir, "rows": rows, "pairs": pairs}
+
+
+def _follow_up_writer(cfg: DictConfig, cache: ResponseCache) -> LLMClient | None:
+    """The client that writes the user's follow-ups when it is not the teacher (``follow_up_writer``)."""
+    if cfg.get("follow_up_writer") is None:
+        return None
+    return hydra.utils.instantiate(cfg.follow_up_writer, cache=cache)
 
 
 def _first_turns(
