@@ -296,6 +296,8 @@ def test_secret_key_never_reaches_files_or_logs(tmp_path: Path) -> None:
     for path in written:  # ...and is nowhere on disk
         assert sentinel.encode() not in path.read_bytes(), path
     assert sentinel not in result.stdout + result.stderr
+    log = next(p for p in written if p.name == "synthesize.log").read_text()
+    assert "Dataset written to" in log and "HTTP Request" not in log + result.stderr  # no line per request
 
 
 def test_missing_api_key_is_a_one_line_error(tmp_path: Path) -> None:
