@@ -67,6 +67,7 @@ def test_three_turn_conversation_trains_every_answer_and_masks_every_user_turn(s
 def test_follow_ups_are_cleaned_or_refused() -> None:
     assert clean_follow_up('User: "Why would you do that?"\nextra line') == "Why would you do that?"
     assert clean_follow_up("   ") is None
+    assert clean_follow_up("Conversation:\nPerson: Why?") is None  # a label alone is no message
     assert clean_follow_up("word " * 60) is None
 
 

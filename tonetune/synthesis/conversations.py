@@ -28,7 +28,7 @@ FOLLOW_UP_SYSTEM = (
     "disagrees, or changes the topic. Write only the message, in one or two sentences."
 )
 _QUOTES = "\"'“”‘’ "
-_LABEL = re.compile(r"^\s*(user|person|me|next message)\s*:\s*", re.IGNORECASE)
+_LABEL = re.compile(r"^\s*(user|person|me|next message|conversation)\s*:\s*", re.IGNORECASE)
 
 
 @dataclass
