@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tonetune.llm.client import LLMClient
-from tonetune.llm.requests import ChatRequest
+from tonetune.llm.requests import ChatRequest, ChatResult
 from tonetune.schemas import PersonaConfig
 from tonetune.synthesis.answers import answer_request
 from tonetune.synthesis.filters import AnswerFilter, echoes
@@ -129,19 +129,12 @@ def _next_turn(
         replies = writers.persona.complete(requests, desc=f"Turn {turn + 1} answers (attempt {attempt + 1})")
         retry = []
         for i, reply in zip(pending, replies, strict=True):
-            answer = reply.text.strip()
-            earlier = [
-                follow_ups[i],
-                *(m["content"] for m in rows[i]["messages"] if m["role"] == "assistant"),
-            ]
-            if check.reason(answer, reply.finish_reason) is not None:
-                extension.counts["answers_rejected"] += 1
-                retry.append(i)
-            elif echoes(answer, earlier, settings.max_echo_similarity):
-                extension.counts["answers_echoing"] += 1
-                retry.append(i)
+            rejection = _rejection(reply, follow_ups[i], rows[i]["messages"], settings, check)
+            if rejection is None:
+                done[i] = reply.text.strip()
             else:
-                done[i] = answer
+                extension.counts[rejection] += 1
+                retry.append(i)
         pending = retry
     for i, answer in done.items():
         rows[i]["messages"] += [
@@ -150,6 +143,23 @@ def _next_turn(
         ]
     extension.turns_added += len(done)
     return [i for i in alive if i in done]
+
+
+def _rejection(
+    reply: ChatResult,
+    follow_up: str,
+    history: list[dict[str, str]],
+    settings: ConversationSettings,
+    check: AnswerFilter,
+) -> str | None:
+    """Which count a follow-up answer goes to when it is not kept (failing a filter, echoing), or None."""
+    answer = reply.text.strip()
+    if check.reason(answer, reply.finish_reason) is not None:
+        return "answers_rejected"
+    earlier = [follow_up, *(m["content"] for m in history if m["role"] == "assistant")]
+    if echoes(answer, earlier, settings.max_echo_similarity):
+        return "answers_echoing"
+    return None
 
 
 def _follow_ups(
