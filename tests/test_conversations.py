@@ -36,6 +36,19 @@ def multi_turn_overrides(base_url: str, root: Path, *extra: str) -> list[str]:
     ]
 
 
+def synthesize_against(stub: StubOpenAI, tmp_path: Path) -> dict:
+    """Multi-turn synthesis with ``stub`` as the teacher; its report."""
+    url = stub.start()
+    try:
+        cfg = compose_config(
+            "synthesize", [*multi_turn_overrides(url, tmp_path), f"paths.output_dir={tmp_path / 'run'}"]
+        )
+        report, _ = synthesize(cfg)
+    finally:
+        stub.stop()
+    return report
+
+
 def test_three_turn_conversation_trains_every_answer_and_masks_every_user_turn(smollm_tokenizer) -> None:
     chat = [
         {"role": "user", "content": "What do you think about Mondays?"},
@@ -72,15 +85,7 @@ def test_follow_ups_are_cleaned_or_refused() -> None:
 
 
 def test_synthesis_extends_conversations_with_follow_ups_that_pass_the_filters(tmp_path) -> None:
-    stub = StubOpenAI()
-    url = stub.start()
-    try:
-        cfg = compose_config(
-            "synthesize", [*multi_turn_overrides(url, tmp_path), f"paths.output_dir={tmp_path / 'run'}"]
-        )
-        report, _ = synthesize(cfg)
-    finally:
-        stub.stop()
+    report = synthesize_against(StubOpenAI(), tmp_path)
     counts = report["conversations"]
     assert counts["extended"] == report["answers"]["kept"] == 16 and counts["turns_added"] == 32
     data = load_from_disk(str(tmp_path / "data"))
@@ -111,15 +116,7 @@ def echo_previous_answer_once(body: dict) -> str | None:
 
 
 def test_follow_up_answers_that_echo_an_earlier_answer_are_asked_again(tmp_path) -> None:
-    stub = StubOpenAI(script=echo_previous_answer_once)
-    url = stub.start()
-    try:
-        cfg = compose_config(
-            "synthesize", [*multi_turn_overrides(url, tmp_path), f"paths.output_dir={tmp_path / 'run'}"]
-        )
-        report, _ = synthesize(cfg)
-    finally:
-        stub.stop()
+    report = synthesize_against(StubOpenAI(script=echo_previous_answer_once), tmp_path)
     counts = report["conversations"]
     assert (
         counts["answers_echoing"] == 32 and counts["answers_rejected"] == 0
