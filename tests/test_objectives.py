@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from tests.conftest import EXAMPLE_DATA
-from tonetune.config import typed
 from tonetune.data.corpus import CorpusDataModule
 from tonetune.data.preference import PreferenceDataModule, load_pairs
+from tonetune.errors import ConfigError
 from tonetune.models.loss import IGNORE_INDEX, sequence_logprobs
 from tonetune.models.runs import load_run_model, read_run
-from tonetune.schemas import ObjectiveConfig
 from tonetune.training.objectives import build_objective
+from tonetune.training.objectives.dpo import DPO, DPOConfig, PreferenceLoss
+from tonetune.training.objectives.orpo import ORPO, ORPOConfig
 from tonetune.training.reference import REFERENCE_FILE
 from tonetune.training.train import train
 
@@ -84,29 +85,29 @@ def test_dpo_losses_match_the_papers_formulas() -> None:
     reference = torch.tensor([-11.0, -12.5, -18.0, -15.5])
     counts = torch.tensor([5, 6, 5, 7])
     beta = 0.1
-    dpo = build_objective(ObjectiveConfig(name="dpo", kind="dpo", beta=beta))
-    result = dpo._dpo(logps, counts, 2, reference)
+    dpo = DPO(DPOConfig(beta=beta))
+    result = dpo.loss(logps, counts, 2, reference)
     margins = beta * ((logps[:2] - reference[:2]) - (logps[2:] - reference[2:]))
     assert result.loss.item() == pytest.approx((-torch.nn.functional.logsigmoid(margins)).mean().item())
     assert result.logs["rewards/accuracy"].item() == 0.5  # the second pair's margin is negative
-    ipo = build_objective(ObjectiveConfig(name="ipo", kind="dpo", beta=beta, loss_type="ipo"))
+    ipo = DPO(DPOConfig(beta=beta, loss_type=PreferenceLoss.ipo))
     per_token = (logps - reference) / counts
     expected = (((per_token[:2] - per_token[2:]) - 1 / (2 * beta)) ** 2).mean()
-    assert ipo._dpo(logps, counts, 2, reference).loss.item() == pytest.approx(expected.item())
-    with_nll = build_objective(ObjectiveConfig(name="rpo", kind="dpo", beta=beta, nll_weight=0.5))
+    assert ipo.loss(logps, counts, 2, reference).loss.item() == pytest.approx(expected.item())
+    with_nll = DPO(DPOConfig(beta=beta, nll_weight=0.5))
     nll = -(logps[:2] / counts[:2]).mean()
-    assert with_nll._dpo(logps, counts, 2, reference).loss.item() == pytest.approx(
+    assert with_nll.loss(logps, counts, 2, reference).loss.item() == pytest.approx(
         result.loss.item() + 0.5 * nll.item()
     )
 
 
 def test_orpo_loss_is_nll_plus_the_odds_ratio_term() -> None:
     logps, counts = torch.tensor([-4.0, -9.0]), torch.tensor([4, 3])
-    orpo = build_objective(ObjectiveConfig(name="orpo", kind="orpo", beta=0.1))
+    orpo = ORPO(ORPOConfig(beta=0.1))
     chosen, rejected = math.exp(-1.0), math.exp(-3.0)  # mean token likelihoods
     log_odds = math.log(chosen / (1 - chosen)) - math.log(rejected / (1 - rejected))
     expected = 1.0 + 0.1 * -math.log(1 / (1 + math.exp(-log_odds)))
-    assert orpo._orpo(logps, counts, 1).loss.item() == pytest.approx(expected, rel=1e-5)
+    assert orpo.loss(logps, counts, 1, None).loss.item() == pytest.approx(expected, rel=1e-5)
     assert not orpo.needs_reference
 
 
@@ -190,14 +191,34 @@ def test_lm_objective_reads_one_field_of_a_jsonl_file(smollm_tokenizer) -> None:
     assert "Should billionaires exist?" not in decoded  # the questions are not part of the corpus
 
 
-def test_objective_schema_rejects_an_unknown_loss(tmp_path) -> None:
-    from hydra.errors import ConfigCompositionException
-
+def test_an_objective_node_is_bound_to_its_class_config_with_the_key_in_the_error(tmp_path) -> None:
     from tests.conftest import compose_config
 
-    with pytest.raises(ConfigCompositionException, match="loss_type"):
-        compose_config(
-            "train", ["objective=dpo", "objective.loss_type=hinge", f"paths.output_dir={tmp_path}"]
-        )
     cfg = compose_config("train", ["objective=dpo", f"paths.output_dir={tmp_path}"])
-    assert typed(ObjectiveConfig, cfg.objective).nll_weight == 0.2
+    dpo = build_objective(cfg.objective)
+    assert isinstance(dpo, DPO) and dpo.config.nll_weight == 0.2 and dpo.needs_reference
+    for override, key in [
+        ("objective.loss_type=hinge", "objective.loss_type"),
+        ("+objective.bta=1", "objective.bta"),
+    ]:
+        bad = compose_config("train", ["objective=dpo", override, f"paths.output_dir={tmp_path}"])
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            build_objective(bad.objective)
+
+
+def test_a_bad_objective_value_fails_before_the_model_loads(make_train_cfg, monkeypatch) -> None:
+    import tonetune.training.train as train_module
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the tokenizer was loaded before the objective was checked")
+
+    monkeypatch.setattr(train_module, "load_tokenizer", no_model)
+    with pytest.raises(ConfigError, match=r"objective\.beta"):
+        train(make_train_cfg("objective=orpo", "objective.beta=strong"))
+
+
+@pytest.mark.parametrize(("objective", "has_ppl"), [("sft", True), ("orpo", False), ("dpo", False)])
+def test_val_ppl_only_for_token_nll_losses(objective, has_ppl, pairs_file, make_train_cfg) -> None:
+    data = [] if objective == "sft" else [f"data.source={pairs_file}"]
+    metrics, _ = train(make_train_cfg(f"objective={objective}", *data, "debug=fdr"))
+    assert ("val/ppl" in metrics) == has_ppl and "val/loss" in metrics

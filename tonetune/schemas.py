@@ -162,42 +162,9 @@ class BaseModelConfig:
     trust_remote_code: bool = False
 
 
-class ObjectiveKind(str, Enum):
-    """What the training loss asks of the model."""
-
-    sft = "sft"
-    dpo = "dpo"
-    orpo = "orpo"
-    lm = "lm"
-
-
-class PreferenceLoss(str, Enum):
-    """DPO loss variants."""
-
-    sigmoid = "sigmoid"
-    ipo = "ipo"
-
-
-@dataclass
-class ObjectiveConfig:
-    """The training objective: supervised, preference (DPO/ORPO) or self-supervised (LM)."""
-
-    name: str = MISSING
-    kind: ObjectiveKind = ObjectiveKind.sft
-    beta: float = 0.1
-    """DPO: strength of the pull towards the reference; ORPO: weight of the odds-ratio term."""
-    loss_type: PreferenceLoss = PreferenceLoss.sigmoid
-    """DPO: ``sigmoid`` (the paper's) or ``ipo``."""
-    nll_weight: float = 0.0
-    """DPO: weight of the chosen answer's NLL (TRL's ``rpo_alpha``); ORPO always adds it with weight 1."""
-    pack: bool = True
-    """LM: pack documents into ``data.max_length`` sequences (no padding)."""
-
-
 SCHEMAS: dict[str, type] = {
     "persona": PersonaConfig,
     "adapter": AdapterConfig,
     "base_model": BaseModelConfig,
     "question_set": QuestionSetConfig,
-    "objective": ObjectiveConfig,
 }

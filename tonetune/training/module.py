@@ -23,7 +23,7 @@ class ToneTuneModule(L.LightningModule):
 
     Args:
         model: The trainable model (adapters attached, or blocks unfrozen; see ``models.adapters``).
-        objective: What the loss asks (SFT, LM, DPO, ORPO).
+        objective: What the loss asks (a component of ``training.objectives``).
         optimizer: Partial optimizer (``_partial_: true``); receives the trainable parameters.
         scheduler: Partial LR scheduler taking ``num_warmup_steps`` and ``num_training_steps``, or None.
         warmup_ratio: Share of the optimizer steps spent warming up.
@@ -86,9 +86,9 @@ class ToneTuneModule(L.LightningModule):
             self.log(f"val/{name}", value, sync_dist=True, batch_size=result.batch_size)
 
     def on_validation_epoch_end(self) -> None:
-        """Perplexity from the epoch's mean validation loss (SFT and LM)."""
+        """Perplexity from the epoch's mean validation loss, when that loss is a token NLL."""
         val_loss = self.trainer.callback_metrics.get("val/loss")
-        if val_loss is not None and not self.objective.needs_reference:
+        if val_loss is not None and self.objective.token_nll:
             self.log("val/ppl", math.exp(min(float(val_loss), 50.0)), sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tonetune.models.loading import load_tokenizer
 from tonetune.models.runs import METRICS_FILE
 from tonetune.persona import persona_instructions
 from tonetune.runtime import instantiate_named, resolved_job_config, write_json
-from tonetune.schemas import BaseModelConfig, ObjectiveConfig, PersonaConfig
+from tonetune.schemas import BaseModelConfig, PersonaConfig
 from tonetune.training.artifacts import best_checkpoint_path, save_run, select_weights
 from tonetune.training.callbacks import LastCheckpoint, SaveOnInterrupt
 from tonetune.training.checks import check_options, check_resumable, read_checkpoint
@@ -37,11 +37,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     ``tonetune.workflows.run_training`` is the whole task (evaluation after training, W&B closed).
     """
     check_options(cfg)
+    objective = build_objective(cfg.objective)
     resolve_init_from(cfg)
     checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir)
-    objective = typed(ObjectiveConfig, cfg.objective)
     tokenizer = load_tokenizer(typed(BaseModelConfig, cfg.base_model))
     system_prompt = (
         persona_instructions(typed(PersonaConfig, cfg.persona)) if cfg.prepend_system_prompt else None
@@ -51,7 +51,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer = _trainer(cfg, run_dir, lambda m: save_run(run_dir, m.model, tokenizer, cfg))
     module = ToneTuneModule(
         model=trainable_model(cfg),
-        objective=build_objective(objective),
+        objective=objective,
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         total_steps=optimizer_steps(trainer, len(datamodule.train_dataloader())),
