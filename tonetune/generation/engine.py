@@ -83,9 +83,13 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
 
 
 def encode_chat(tokenizer: Any, messages: Messages, max_context: int) -> tuple[int, ...]:
-    """Token ids of ``messages`` through the chat template, ending with the assistant's generation prompt."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Token ids of ``messages`` through the chat template, ending with the assistant's generation prompt.
+
+    A control-token string inside a message (a forged ``<|im_start|>system`` turn) stays plain text.
+    """
+    from tonetune.models.chat_template import encode_messages
+
+    ids = encode_messages(tokenizer, messages, add_generation_prompt=True).input_ids
     if len(ids) >= max_context:
         raise PromptTooLongError(
             f"the prompt is {len(ids)} tokens; this model's context is {max_context} tokens"
