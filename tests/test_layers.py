@@ -16,7 +16,7 @@ LAYERS = [
     {"arena"},  # a page over the server's loading code
     {"synthesis", "training", "evaluation", "serving", "sweep_report"},
     {"llm"},
-    {"generation", "data", "markdown", "stats", "runtime"},
+    {"generation", "data", "markdown", "stats", "runtime", "folders"},
     {"models"},
     {"config", "persona"},
     {"schemas", "errors"},

@@ -3,6 +3,7 @@
 Run as:
     tonetune-export run_dir=outputs/train/runs/<run>
     tonetune-export run_dir=... gguf.dtype=f32
+    tonetune-export run_dir=... overwrite=true       # replace tonetune's earlier export (never your files)
     tonetune-export run_dir=... verify=true          # needs llama-cpp-python (pip install 'tonetune[gguf]')
 """
 
@@ -27,7 +28,9 @@ def _main(cfg: DictConfig) -> None:
     gguf = typed(GGUFSettings, cfg.gguf)
     if cfg.verify:
         require_llama_cpp()
-    result = export_run(Path(cfg.run_dir), Path(cfg.out_dir), list(cfg.check_prompts), cfg.check_tokens, gguf)
+    result = export_run(
+        Path(cfg.run_dir), Path(cfg.out_dir), list(cfg.check_prompts), cfg.check_tokens, gguf, cfg.overwrite
+    )
     print(f"Hugging Face folder: {result['hf_dir']}")
     if "gguf" in result:
         print(

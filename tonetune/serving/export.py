@@ -1,4 +1,8 @@
-"""``tonetune-export``: a merged Hugging Face folder with a model card, plus GGUF and an Ollama Modelfile."""
+"""``tonetune-export``: a merged Hugging Face folder with a model card, plus GGUF and an Ollama Modelfile.
+
+The export folder is tonetune's (its manifest ``.tonetune-export.json``): a folder of yours is refused,
+and ``overwrite=true`` replaces only tonetune's own entries (``hf``, ``gguf``, ``export.json``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 from peft import PeftModel
 
 from tonetune.errors import ToneTuneError
+from tonetune.folders import OwnedFolder, check_target, staged
 from tonetune.generation.engine import Engine, stop_token_ids
 from tonetune.generation.sampling import Sampling
 from tonetune.markdown import metrics_table
@@ -29,6 +34,11 @@ CARD_METRICS = [
 ]
 
 
+EXPORT = OwnedFolder(
+    writer="tonetune-export", option="out_dir", manifest=".tonetune-export.json", what="an export"
+)
+
+
 class MergeMismatchError(ToneTuneError):
     """The merged model answers differently from the adapter model."""
 
@@ -43,13 +53,50 @@ class GGUFSettings:
 
 
 def export_run(
-    run_dir: Path, out_dir: Path, check_prompts: list[str], check_tokens: int, gguf_settings: GGUFSettings
+    run_dir: Path,
+    out_dir: Path,
+    check_prompts: list[str],
+    check_tokens: int,
+    gguf_settings: GGUFSettings,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Merge the run's adapter into a full-precision base, check it, save HF folder (+ GGUF)."""
+    """Merge the run's adapter into a full-precision base, check it, save HF folder (+ GGUF).
+
+    ``out_dir`` is guarded like a dataset folder (tonetune/folders.py): a folder tonetune did not
+    write is refused before the model loads; with ``overwrite`` only tonetune's own entries change.
+    """
+    check_target(EXPORT, out_dir, overwrite)
     run = read_run(run_dir)
     model, tokenizer = load_run_model(run, keep_quantized=False)  # never merge into 4-bit weights
     if gguf_settings.enabled:
         check_exportable(model.config, tokenizer, out_dir / "hf")  # refuse before the slow part
+    model, after = _merge_checked(model, tokenizer, check_prompts, check_tokens)
+    model.config.use_cache = True
+    model.generation_config.eos_token_id = stop_token_ids(model, tokenizer)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    result: dict[str, Any] = {
+        "hf_dir": str(out_dir / "hf"),
+        "check_prompts": check_prompts,
+        "check_answers": after,
+    }
+    with staged(EXPORT, out_dir, overwrite) as staging:
+        hf_dir = staging / "hf"
+        model.save_pretrained(hf_dir)
+        tokenizer.save_pretrained(hf_dir)
+        (hf_dir / "README.md").write_text(model_card(run), encoding="utf-8")
+        if gguf_settings.enabled:
+            _export_gguf(model, tokenizer, hf_dir, staging / "gguf", run, gguf_settings)
+            result.update(
+                gguf=str(out_dir / "gguf" / "model.gguf"), modelfile=str(out_dir / "gguf" / "Modelfile")
+            )
+        (staging / "export.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
+def _merge_checked(
+    model: Any, tokenizer: Any, check_prompts: list[str], check_tokens: int
+) -> tuple[Any, list[str]]:
+    """The merged model and its greedy answers, which must equal the adapter model's."""
     conversations = [single_turn(p) for p in check_prompts]
     greedy = Sampling(max_new_tokens=check_tokens)
     before = None
@@ -59,29 +106,17 @@ def export_run(
     after = [c.text for c in Engine(model, tokenizer).chat(conversations, greedy, progress=False)]
     if before is not None and before != after:
         raise MergeMismatchError(f"merged model answers differ from the adapter model's: {before} != {after}")
-    hf_dir = out_dir / "hf"
-    model.config.use_cache = True
-    model.generation_config.eos_token_id = stop_token_ids(model, tokenizer)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(hf_dir)
-    tokenizer.save_pretrained(hf_dir)
-    (hf_dir / "README.md").write_text(model_card(run), encoding="utf-8")
-    result: dict[str, Any] = {"hf_dir": str(hf_dir), "check_prompts": check_prompts, "check_answers": after}
-    if gguf_settings.enabled:
-        result.update(_export_gguf(model, tokenizer, hf_dir, out_dir / "gguf", run, gguf_settings))
-    (out_dir / "export.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    return result
+    return model, after
 
 
 def _export_gguf(
     model: Any, tokenizer: Any, hf_dir: Path, gguf_dir: Path, run: Run, settings: GGUFSettings
-) -> dict[str, Any]:
+) -> None:
     pre = settings.tokenizer_pre or run.base_model.gguf_tokenizer_pre or "default"
     path = write_gguf(model, tokenizer, hf_dir, gguf_dir / "model.gguf", settings.dtype, pre)
     stops = [tokenizer.convert_ids_to_tokens(i) for i in stop_token_ids(model, tokenizer)]
     system = persona_instructions(run.persona) if run.trained_with_prompt else _default_system(tokenizer)
     (gguf_dir / "Modelfile").write_text(modelfile(path.name, tokenizer.chat_template, stops, system))
-    return {"gguf": str(path), "modelfile": str(gguf_dir / "Modelfile")}
 
 
 def _default_system(tokenizer: Any) -> str | None:
