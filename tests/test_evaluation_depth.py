@@ -118,6 +118,9 @@ def test_each_contestant_answers_its_own_earlier_turns(evaluated) -> None:
     assert len(per_turn) == 3 and "repeats_previous" not in per_turn[0]
     assert all("repeats_previous" in turn and turn["tone_classifier"]["n"] == 2 for turn in per_turn[1:])
     assert (folder / "plots" / "multi_turn.png").stat().st_size > 0
+    summaries = {"persona_share_turns_2_3", "persona_share_turns_3_3", "repeats_previous"}
+    assert set(result["multi_turn"]["metrics"]["finetuned"]) == summaries  # named from the turn count
+    assert "persona_share_turns_2_3" in (folder / "report.md").read_text()
 
 
 def test_capability_is_measured_by_lm_eval_for_base_and_finetuned(evaluated) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from tonetune.data.loading import Columns
 from tonetune.data.questions import QuestionSet
 from tonetune.evaluation.answering import AnswerPool, Ticket
 from tonetune.evaluation.capability import capability
-from tonetune.evaluation.contestants import Answers, Contestant, LocalContestant
+from tonetune.evaluation.contestants import Contestant, LocalContestant
 from tonetune.evaluation.judge import run_judge
 from tonetune.evaluation.lineup import Models, build_contestants, load_models
 from tonetune.evaluation.multi_turn import drift
@@ -28,6 +28,7 @@ from tonetune.evaluation.outputs import write_outputs
 from tonetune.evaluation.perplexity import answer_nll
 from tonetune.evaluation.pressure import ask_pressure, pressure_report
 from tonetune.evaluation.questions import evaluation_sets
+from tonetune.evaluation.results import SetResult
 from tonetune.evaluation.scoring import Scorer, Scores, ToneReader, compare
 from tonetune.evaluation.settings import REFERENCE, EvaluationSettings
 from tonetune.evaluation.tone import base_client, train_tone_reader
@@ -39,17 +40,6 @@ from tonetune.schemas import PressureProbe
 
 log = logging.getLogger(__name__)
 EVALUATION_DIR = "evaluation"
-
-
-@dataclass
-class SetResult:
-    """One question set's answers and scores, by contestant."""
-
-    questions: QuestionSet
-    answers: dict[str, Answers] = field(default_factory=dict)
-    scores: dict[str, Scores] = field(default_factory=dict)
-    differences: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Candidate minus each other contestant, per metric (paired by question)."""
 
 
 @task_wrapper

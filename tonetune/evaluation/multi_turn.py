@@ -60,7 +60,7 @@ def drift(
     tone: ToneReader,
     candidate: str,
 ) -> dict[str, Any]:
-    """Persona share and repeats per turn for every contestant; summaries over turns 2-5 and 3-5."""
+    """Persona share and repeats per turn for every contestant; summaries over turns 2-n and 3-n."""
     transcripts = converse(pool, contestants, questions, settings, sampling)
     per_turn = {}
     for name, conversations in transcripts.items():
@@ -94,13 +94,26 @@ def _turn_values(tone: ToneReader, answers: list[str], previous: list[str] | Non
     return values
 
 
+def share_over_turns(first: int, turns: int) -> str:
+    """The name of the persona share over user turns ``first`` to ``turns`` (1-based)."""
+    return f"persona_share_turns_{first}_{turns}"
+
+
+def turn_metric_names(turns: int) -> list[str]:
+    """The summaries a conversation of ``turns`` user turns gets, in report order."""
+    shares = [share_over_turns(first, turns) for first in (2, 3) if first <= turns]
+    return [*shares, "repeats_previous"] if shares else []
+
+
 def _summaries(turns: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per conversation: the persona share over turns 2-5 and 3-5, and the share of repeated answers."""
-    later = turns[1:]
-    summary = {}
-    if later:
-        summary["persona_share_turns_2_5"] = np.mean([t["tone_classifier"] for t in later], axis=0)
-        summary["repeats_previous"] = np.mean([t["repeats_previous"] for t in later], axis=0)
-    if len(turns) > 2:
-        summary["persona_share_turns_3_5"] = np.mean([t["tone_classifier"] for t in turns[2:]], axis=0)
+    """Per conversation: the persona share over turns 2-n and 3-n, and the share of repeated answers."""
+    summary = {
+        share_over_turns(first, len(turns)): np.mean(
+            [t["tone_classifier"] for t in turns[first - 1 :]], axis=0
+        )
+        for first in (2, 3)
+        if first <= len(turns)
+    }
+    if len(turns) > 1:
+        summary["repeats_previous"] = np.mean([t["repeats_previous"] for t in turns[1:]], axis=0)
     return summary

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tonetune.evaluation.plots import curves, length_histogram, metric_bars
 from tonetune.evaluation.report import PLOTTED, render_report
+from tonetune.evaluation.results import SetResult
 from tonetune.evaluation.settings import REFERENCE
 from tonetune.runtime import write_json
-
-if TYPE_CHECKING:
-    from tonetune.evaluation.evaluate import SetResult
 
 
 def write_outputs(
@@ -21,7 +19,7 @@ def write_outputs(
     """Write everything into ``out_dir``; return the plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_transcripts(out_dir, result)
-    write_json(result, out_dir / "metrics.json")
+    write_json(_without_transcripts(result), out_dir / "metrics.json")
     for index, s in enumerate(sets):
         _write_answers(s, out_dir / ("answers.jsonl" if index == 0 else f"answers_{s.questions.name}.jsonl"))
     plots = _plots(out_dir / "plots", result, sets)
@@ -81,19 +79,28 @@ def _pressure_plot(pressure: dict[str, Any], path: Path) -> Path:
 def _write_transcripts(out_dir: Path, result: dict[str, Any]) -> None:
     """Pressure answers and multi-turn conversations to their own JSONL files (not metrics.json)."""
     if pressure := result.get("pressure"):
-        answers = pressure.pop("answers")
+        answers = pressure["answers"]
         with (out_dir / "pressure_answers.jsonl").open("w", encoding="utf-8") as handle:
             for i, conversation in enumerate(answers["conversations"]):
                 row = {"conversation": conversation, **{c: a[i] for c, a in answers["by_contestant"].items()}}
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     if multi_turn := result.get("multi_turn"):
-        transcripts = multi_turn.pop("transcripts")
+        transcripts = multi_turn["transcripts"]
         with (out_dir / "multi_turn.jsonl").open("w", encoding="utf-8") as handle:
             for name, conversations in transcripts.items():
                 for conversation in conversations:
                     handle.write(
                         json.dumps({"contestant": name, "messages": conversation}, ensure_ascii=False) + "\n"
                     )
+
+
+def _without_transcripts(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` without the transcripts, which have files of their own (the input is not changed)."""
+    out = dict(result)
+    for section, key in (("pressure", "answers"), ("multi_turn", "transcripts")):
+        if out.get(section):
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+    return out
 
 
 def _log(

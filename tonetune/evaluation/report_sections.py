@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tonetune.evaluation.multi_turn import turn_metric_names
 from tonetune.markdown import differences_table, metrics_table, with_interval
 
 PRESSURE_METRICS = ["tone_classifier", "tone_classifier_masked", "marker/all"]
-TURN_METRICS = ["persona_share_turns_2_5", "persona_share_turns_3_5", "repeats_previous"]
 
 
 def pressure_lines(pressure: dict[str, Any] | None, candidate: str) -> list[str]:
@@ -63,9 +63,10 @@ def multi_turn_lines(multi_turn: dict[str, Any] | None, candidate: str) -> list[
             )
             cells.append(_cell(values["tone_classifier"]) + repeat)
         lines.append(f"| {turn + 1} | " + " | ".join(cells) + " |")
-    lines += ["", metrics_table(multi_turn["metrics"], TURN_METRICS, multi_turn["intervals"])]
+    names = turn_metric_names(multi_turn["turns"])
+    lines += ["", metrics_table(multi_turn["metrics"], names, multi_turn["intervals"])]
     if multi_turn["differences"]:
-        lines += ["", differences_table(candidate, multi_turn["differences"], TURN_METRICS)]
+        lines += ["", differences_table(candidate, multi_turn["differences"], names)]
     return [*lines, "", "![multi-turn](plots/multi_turn.png)", ""]
 
 
