@@ -4,13 +4,18 @@ replies, one vote per arena round, export folders that keep the user's files."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FAST_TRAIN, compose_config
+from tests.openai_stub import StubOpenAI
+from tests.test_synthesis import synth_overrides
 from tonetune.errors import DataError
 from tonetune.serving.export import GGUFSettings, export_run
+from tonetune.synthesis.synthesize import synthesize
 from tonetune.training.train import train
 
 USER_FILES = {
@@ -46,7 +51,7 @@ def test_export_refuses_a_users_folder_and_replaces_only_its_own_files(tiny_run,
     theirs = tmp_path / "theirs"
     inside = {f"hf/{name}": text for name, text in USER_FILES.items()} | {"gguf/Modelfile": "FROM ./x\n"}
     plant(theirs, USER_FILES | inside)
-    with pytest.raises(DataError, match="out_dir=.*not written by tonetune-export"):
+    with pytest.raises(DataError, match=r"out_dir=.*not written by tonetune-export"):
         export_run(tiny_run, theirs, ["Hi?"], 4, settings)
     assert unchanged(theirs, USER_FILES | inside) and sum(p.is_file() for p in theirs.rglob("*")) == 9
 
@@ -61,7 +66,75 @@ def test_export_refuses_a_users_folder_and_replaces_only_its_own_files(tiny_run,
     assert json.loads((ours / "export.json").read_text())["hf_dir"] == str(ours / "hf")
 
     plant(ours, {"hf/notes.txt": "mine, inside tonetune's folder\n"})
-    with pytest.raises(DataError, match="hf/notes.txt there is not tonetune's"):
+    with pytest.raises(DataError, match=r"hf/notes\.txt there is not tonetune's"):
         export_run(tiny_run, ours, ["Hi?"], 4, settings, overwrite=True)
     assert unchanged(ours, {"hf/notes.txt": "mine, inside tonetune's folder\n", **USER_FILES})
     assert not list(tmp_path.glob(".*.tmp"))  # no stray staging folder
+
+
+# -- 10: credentials in teacher.base_url ----------------------------------------------------------
+
+
+@pytest.fixture
+def stub():
+    server = StubOpenAI()
+    server.base_url = server.start()
+    yield server
+    server.stop()
+
+
+def write_questions(root: Path, *questions: str) -> Path:
+    path = root / "mine.txt"
+    path.write_text("\n".join(questions) + "\n")
+    return path
+
+
+def small_synthesis(base_url: str, root: Path, questions: Path, *extra: str) -> list[str]:
+    """Overrides of a quick synthesis: the user's questions, one answer each, no preference split."""
+    return [
+        *synth_overrides(base_url, root, "questions.source=files", f"questions.files=[{questions}]"),
+        "answers.per_question=1",
+        "preferences.enabled=false",
+        *extra,
+    ]
+
+
+def test_a_password_in_base_url_reaches_no_file_and_no_cache_key(stub, tmp_path) -> None:
+    secret = "SENTINEL-pw-4b1d"
+    port = stub.base_url.rsplit(":", 1)[1].split("/")[0]
+    questions = write_questions(tmp_path, "What is your dream car?", "How do rockets land?")
+    first = f"http://tonetune:{secret}@localhost:{port}/v1"
+    result = subprocess.run(
+        [
+            "tonetune-synthesize",
+            *small_synthesis(first, tmp_path, questions),
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sent = len(stub.chat_requests())
+    assert sent == 2
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "responses.sqlite" for p in written) and any(
+        p.name == "overrides.yaml" for p in written
+    )
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["teacher"]["base_url"] == f"http://***@localhost:{port}/v1"
+    assert secret not in result.stdout + result.stderr
+
+    rotated = f"http://tonetune:rotated@127.0.0.1:{port}/v1/"  # new password, loopback spelled otherwise
+    cfg = compose_config(
+        "synthesize",
+        [
+            *small_synthesis(rotated, tmp_path, questions, "overwrite=true"),
+            f"paths.output_dir={tmp_path / 'run2'}",
+        ],
+    )
+    report, _ = synthesize(cfg)
+    assert len(stub.chat_requests()) == sent and report["usage"]["cache_hits"] == 2  # nothing resent

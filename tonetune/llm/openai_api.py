@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from tonetune.errors import ConfigError
 from tonetune.llm.cache import ResponseCache
 from tonetune.llm.client import LLMClient, LLMError, OnResult
+from tonetune.llm.endpoints import endpoint_identity, hide_credentials
 from tonetune.llm.requests import ChatRequest, ChatResult
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -68,17 +69,25 @@ class OpenAIClient(LLMClient):
 
     @property
     def url(self) -> str:
-        """The endpoint's base URL."""
+        """The endpoint's base URL (with its credentials, if any: for the SDK only)."""
         return self.base_url or OPENAI_URL
 
     @property
+    def shown_url(self) -> str:
+        """The base URL as every report, log line and error shows it (credentials hidden)."""
+        return hide_credentials(self.url)
+
+    @property
     def cache_namespace(self) -> str:
-        """Model plus server: the same model name on two servers gives different answers."""
-        return f"{self.url}#{self.model}"
+        """Model plus server: the same model name on two servers gives different answers.
+
+        The server is its identity (tonetune/llm/endpoints.py): no credentials, loopback spelled one way.
+        """
+        return f"{endpoint_identity(self.url)}#{self.model}"
 
     def describe(self) -> dict[str, Any]:
-        """Model, type and server (never the key)."""
-        return {**super().describe(), **({"base_url": self.base_url} if self.base_url else {})}
+        """Model, type and server (never the key, nor a password in the URL)."""
+        return {**super().describe(), **({"base_url": self.shown_url} if self.base_url else {})}
 
     def _api_key(self) -> str:
         key = os.environ.get(self.api_key_env)
@@ -125,7 +134,7 @@ class OpenAIClient(LLMClient):
         except OSError as err:
             reason = err.strerror or type(err).__name__
             raise LLMError(
-                f"{self.role}.base_url={self.url}: cannot connect ({reason}); is the server running, "
+                f"{self.role}.base_url={self.shown_url}: cannot connect ({reason}); is the server running, "
                 "and is the address right?"
             ) from err
 
@@ -162,14 +171,15 @@ class OpenAIClient(LLMClient):
             await client.close()
         if not sending.done() or sending.cancelled():
             raise LLMError(
-                f"{self.role}.base_url={self.url}: no answer for {self.stall_timeout:.0f} s "
+                f"{self.role}.base_url={self.shown_url}: no answer for {self.stall_timeout:.0f} s "
                 f"({self.role}.stall_timeout); the {progress.n} answers received are cached: re-run to resume"
             )
         failures = [o for o in sending.result() if isinstance(o, BaseException)]
         if failures:
+            reason = hide_credentials(str(failures[0]))
             raise LLMError(
-                f"{len(failures)} of {len(requests)} requests to {self.url} failed after "
-                f"{self.max_retries} retries ({type(failures[0]).__name__}: {failures[0]}); "
+                f"{len(failures)} of {len(requests)} requests to {self.shown_url} failed after "
+                f"{self.max_retries} retries ({type(failures[0]).__name__}: {reason}); "
                 f"the {len(requests) - len(failures)} answers received are cached: re-run to resume"
             )
 

@@ -17,6 +17,7 @@ from tonetune.data.loading import load_conversations
 from tonetune.errors import ToneTuneError
 from tonetune.llm.cache import ResponseCache
 from tonetune.llm.client import LLMClient
+from tonetune.llm.endpoints import hide_credentials
 from tonetune.llm.local import LocalClient
 from tonetune.runtime import instantiate_named, task_wrapper, write_json
 from tonetune.schemas import BaseModelConfig
@@ -41,6 +42,7 @@ class SynthesisError(ToneTuneError):
 def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Questions, persona answers, follow-ups, filters, splits, preference pairs; writes the dataset."""
     settings = SynthesisSettings.from_cfg(cfg)
+    hide_credentials_in_saved_configs()
     for target in (settings.data_dir, settings.run_dir / "dataset"):
         check_target(target, settings.overwrite)  # refuse before any work, not after
     cache = ResponseCache(Path(cfg.paths.response_cache))
@@ -85,6 +87,22 @@ def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     _log_to_trackers(cfg, report, rows)
     log.info("Dataset written to %s (and %s)", settings.data_dir, settings.run_dir / "dataset")
     return report, {"dataset": dataset, "run_dir": settings.run_dir, "rows": rows, "pairs": pairs}
+
+
+def hide_credentials_in_saved_configs() -> None:
+    """Hydra saved the config and overrides as typed: a password in a URL is hidden there too."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    if not hydra_cfg.output_subdir or OmegaConf.is_missing(hydra_cfg.runtime, "output_dir"):
+        return  # composed without a run (tests, notebooks): Hydra saved nothing
+    for path in (Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir).glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if (hidden := hide_credentials(text)) != text:
+            path.write_text(hidden, encoding="utf-8")
 
 
 def _follow_up_writer(cfg: DictConfig, cache: ResponseCache) -> LLMClient | None:
