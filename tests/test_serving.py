@@ -356,10 +356,9 @@ def test_server_is_a_teacher_and_a_reference_contestant(server, tiny_run, tmp_pa
         ],
     )
     result, objects = evaluate(eval_cfg)
-    served = objects["answers"]["large_prompted"]
-    finetuned = objects["answers"]["finetuned"]
-    # the server decodes the run greedily with the same penalty: the same answers as in-process
-    assert served.texts == finetuned.texts or set(served.finish_reasons) <= {"stop", "length"}
+    # prompted with the persona, so its answers differ from finetuned's; tests/test_endpoint_parity.py
+    # checks that the same model answers the same through the server and in process
+    assert all(objects["answers"]["large_prompted"].texts)
     assert set(result["metrics"]) == {"base", "finetuned", "large_prompted", "reference"}
     assert "large_prompted" in (tmp_path / "eval" / "report.md").read_text()
 

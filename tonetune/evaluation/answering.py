@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tonetune.evaluation.contestants import Answers, Contestant, LocalContestant
+from tonetune.evaluation.contestants import Answers, Contestant, LocalContestant, chat_request
 from tonetune.generation.sampling import Sampling
 from tonetune.llm.local import LocalClient
-from tonetune.llm.requests import ChatRequest
 from tonetune.persona import Messages, with_system_prompt
 
 
@@ -79,7 +78,8 @@ class AnswerPool:
         label: str,
     ) -> None:
         results = self.base.complete(
-            [_request(c, s) for c, s in zip(conversations, samplings, strict=True)], desc=f"Answers: {label}"
+            [chat_request(c, s) for c, s in zip(conversations, samplings, strict=True)],
+            desc=f"Answers: {label}",
         )
         for (name, _), result in zip(pending, results, strict=True):
             self.queues[name].texts.append(result.text.strip())
@@ -101,7 +101,8 @@ class AnswerPool:
         first = self.contestants[names[0]]
         if not isinstance(first, LocalContestant):
             queue = self.queues[first.name]
-            done = first.answer(queue.conversations[len(queue.texts) :], queue.samplings[0], self.batch_size)
+            start = len(queue.texts)
+            done = first.answer(queue.conversations[start:], queue.samplings[start:], self.batch_size)
             queue.texts += done.texts
             queue.finish_reasons += done.finish_reasons
             return
@@ -124,17 +125,6 @@ class AnswerPool:
         for (name, _), completion in zip(pending, done, strict=True):
             self.queues[name].texts.append(completion.text)
             self.queues[name].finish_reasons.append(completion.finish_reason)
-
-
-def _request(conversation: Messages, sampling: Sampling) -> ChatRequest:
-    return ChatRequest.of(
-        conversation,
-        temperature=sampling.temperature,
-        max_tokens=sampling.max_new_tokens,
-        seed=sampling.seed,
-        top_p=sampling.top_p,
-        repetition_penalty=sampling.repetition_penalty,
-    )
 
 
 def _batch_key(contestant: Contestant) -> tuple | str:

@@ -36,8 +36,10 @@ class LocalContestant:
     adapter: str | None = None
     system_prompt: str | None = None
 
-    def answer(self, conversations: Sequence[Messages], sampling: Sampling, batch_size: int) -> Answers:
-        """Batched generation on the engine; keeps each answer's stop reason."""
+    def answer(
+        self, conversations: Sequence[Messages], sampling: Sampling | Sequence[Sampling], batch_size: int
+    ) -> Answers:
+        """Batched generation on the engine (one sampling, or one per conversation); keeps stop reasons."""
         done = self.engine.chat(
             [with_system_prompt(c, self.system_prompt) for c in conversations],
             sampling,
@@ -62,19 +64,29 @@ class EndpointContestant:
     client: LLMClient
     system_prompt: str | None = None
 
-    def answer(self, conversations: Sequence[Messages], sampling: Sampling, batch_size: int) -> Answers:
-        """One request per conversation with the same sampling settings as the local contestants."""
+    def answer(
+        self, conversations: Sequence[Messages], sampling: Sampling | Sequence[Sampling], batch_size: int
+    ) -> Answers:
+        """One request per conversation, each with its own sampling, exactly as a local contestant's."""
+        samplings = [sampling] * len(conversations) if isinstance(sampling, Sampling) else list(sampling)
         requests = [
-            ChatRequest.of(
-                with_system_prompt(c, self.system_prompt),
-                temperature=sampling.temperature,
-                max_tokens=sampling.max_new_tokens,
-                seed=sampling.seed,
-            )
-            for c in conversations
+            chat_request(with_system_prompt(c, self.system_prompt), s)
+            for c, s in zip(conversations, samplings, strict=True)
         ]
         results = self.client.complete(requests, desc=f"Answers: {self.name}")
         return Answers([r.text.strip() for r in results], [r.finish_reason for r in results])
+
+
+def chat_request(conversation: Messages, sampling: Sampling) -> ChatRequest:
+    """The chat request that decodes ``conversation`` with every one of ``sampling``'s settings."""
+    return ChatRequest.of(
+        conversation,
+        temperature=sampling.temperature,
+        max_tokens=sampling.max_new_tokens,
+        seed=sampling.seed,
+        top_p=sampling.top_p,
+        repetition_penalty=sampling.repetition_penalty,
+    )
 
 
 Contestant = LocalContestant | EndpointContestant
