@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import FAST_TRAIN, compose_config
 from tests.openai_stub import StubOpenAI
 from tests.test_synthesis import synth_overrides
+from tonetune.arena.app import Arena
+from tonetune.arena.contestants import ArenaContestant
 from tonetune.errors import DataError
 from tonetune.serving.export import GGUFSettings, export_run
 from tonetune.synthesis.synthesize import synthesize
@@ -138,3 +140,41 @@ def test_a_password_in_base_url_reaches_no_file_and_no_cache_key(stub, tmp_path)
     )
     report, _ = synthesize(cfg)
     assert len(stub.chat_requests()) == sent and report["usage"]["cache_hits"] == 2  # nothing resent
+
+
+# -- 13: one vote per arena round; a torn or foreign votes file -----------------------------------
+
+
+def arena(votes: Path) -> Arena:
+    def speaker(word: str):
+        return lambda messages: iter([f"{word} says: ", messages[-1]["content"]])
+
+    contestants = [ArenaContestant("elon_musk", speaker("elon")), ArenaContestant("yoda", speaker("yoda"))]
+    return Arena(contestants, ["Why Mars?"], votes)
+
+
+def test_an_arena_round_takes_one_vote_and_the_votes_file_survives_a_torn_line(tmp_path) -> None:
+    votes = tmp_path / "votes.jsonl"
+    first = arena(votes)
+    assert first.vote("A", {}) == "Ask a question first: there are no answers to vote on yet."
+    *_, (_, _, state) = first.ask("Why Mars?")
+    replies = [first.vote("A", state) for _ in range(20)]  # a script calling the vote endpoint
+    assert replies[0].startswith("You preferred") and set(replies[1:]) == {
+        "This round already has its vote; ask another question to vote again."
+    }
+    assert len(votes.read_text().splitlines()) == 1 and first.tally()[0][0][1] == 1
+
+    with votes.open("a") as handle:
+        handle.write('{"prompt": [{"role": "user", "con')  # a crash mid-write
+    again = arena(votes)
+    assert len(again.log.rows) == 1 and again.log.torn.startswith('{"prompt"')
+    assert (tmp_path / "votes.jsonl.torn").read_text().startswith('{"prompt"')
+    assert again.vote("B", state).startswith("This round already")  # known across the restart
+    *_, (_, _, state) = again.ask("Why Mars?")
+    again.vote("tie", state)
+    assert [json.loads(line)["outcome"] for line in votes.read_text().splitlines()] == ["preference", "tie"]
+
+    trl = tmp_path / "pairs.jsonl"
+    trl.write_text(json.dumps({"prompt": "Why?", "chosen": "Mars.", "rejected": "Dunno."}) + "\n")
+    with pytest.raises(DataError, match=r"pairs\.jsonl: line 1 is not an arena vote \(no chosen_model"):
+        arena(trl)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,18 +45,28 @@ class Arena:
         """Stream two anonymous answers: (text A, text B, the round's state)."""
         names = self.rng.sample(list(self.contestants), 2)
         texts = ["", ""]
-        round_state = {"question": question, "names": names, "answers": texts}
+        round_state = {"round": uuid.uuid4().hex, "question": question, "names": names, "answers": texts}
         messages = [{"role": "user", "content": question}]
         for side, name in enumerate(names):
             for delta in self.contestants[name].stream(messages):
                 texts[side] += delta
                 yield _shown(texts[0]), _shown(texts[1], side < 1), round_state
         texts[:] = [t.strip() for t in texts]
+        round_state["complete"] = True
         yield _shown(texts[0]), _shown(texts[1]), round_state
 
     def vote(self, outcome: str, round_state: dict[str, Any]) -> str:
-        """Record the vote; return who was who."""
-        row = vote_row(round_state["question"], round_state["names"], round_state["answers"], outcome)
+        """Record the round's one vote; return who was who (or why nothing was recorded)."""
+        refusal = self._refusal(round_state)
+        if refusal:
+            return refusal
+        row = vote_row(
+            round_state["question"],
+            round_state["names"],
+            round_state["answers"],
+            outcome,
+            round_state["round"],
+        )
         self.log.append(row)
         self._save_tally()
         a, b = round_state["names"]
@@ -66,6 +77,16 @@ class Arena:
             "both_bad": "Both bad",
         }[outcome]
         return f"{verdict}. Model A was **{a}**, model B was **{b}**."
+
+    def _refusal(self, round_state: dict[str, Any] | None) -> str | None:
+        """Why this vote is not recorded: no round asked yet, answers still coming, or already voted."""
+        if not round_state or not round_state.get("round"):
+            return "Ask a question first: there are no answers to vote on yet."
+        if not round_state.get("complete"):
+            return "Wait for both answers before voting."
+        if round_state["round"] in self.log.rounds:
+            return "This round already has its vote; ask another question to vote again."
+        return None
 
     def tally(self) -> tuple[list[list[Any]], list[list[Any]]]:
         """(per-pair rows, Elo rows) for the page's tables."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -17,13 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from tonetune import stats
+from tonetune.errors import DataError
 
+log = logging.getLogger(__name__)
+VOTE_KEYS = ("prompt", "chosen", "rejected", "chosen_model", "rejected_model", "outcome")
 DECISIVE = {"A", "B"}
 OUTCOMES = {"A", "B", "tie", "both_bad"}
 ELO_START, ELO_K = 1000.0, 32.0
 
 
-def vote_row(question: str, names: Sequence[str], answers: Sequence[str], outcome: str) -> dict[str, Any]:
+def vote_row(
+    question: str, names: Sequence[str], answers: Sequence[str], outcome: str, round_id: str | None = None
+) -> dict[str, Any]:
     """One vote as a preference row (for a tie or "both bad", chosen/rejected keep the A/B order)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r} is not one of {sorted(OUTCOMES)}")
@@ -38,19 +44,56 @@ def vote_row(question: str, names: Sequence[str], answers: Sequence[str], outcom
         "outcome": outcome if outcome not in DECISIVE else "preference",
         "shown_as": {"A": names[0], "B": names[1]},
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **({"round": round_id} if round_id else {}),
     }
 
 
 class VoteLog:
-    """The arena's votes file: read at start (votes survive restarts), appended and synced per vote."""
+    """The arena's votes file: read at start (votes survive restarts), appended and synced per vote.
+
+    A last line torn by a crash is moved to ``<votes>.torn`` and reported (``torn``); any other line
+    that is not an arena vote (a plain TRL preference file, say) is refused in one line.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.rows = (
-            [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            if path.is_file()
-            else []
+        self.torn: str | None = None
+        self.rows = self._read() if path.is_file() else []
+        self.rounds = {row["round"] for row in self.rows if row.get("round")}
+
+    def _read(self) -> list[dict[str, Any]]:
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+        rows = []
+        for n, line in numbered:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                if n != numbered[-1][0]:
+                    raise DataError(f"votes={self.path}: line {n} is not JSON ({err.msg})") from err
+                self._set_aside(line, [text for _, text in numbered[:-1]])
+        for (n, _), row in zip(numbered, rows, strict=False):
+            missing = [key for key in VOTE_KEYS if not isinstance(row, dict) or key not in row]
+            if missing:
+                raise DataError(
+                    f"votes={self.path}: line {n} is not an arena vote (no {', '.join(missing)}); give the "
+                    "arena a votes file of its own (preference files train with data.source=)"
+                )
+        return rows
+
+    def _set_aside(self, torn: str, kept: list[str]) -> None:
+        """Move a torn last line to ``<votes>.torn`` and rewrite the file without it (atomically)."""
+        with self.path.with_name(self.path.name + ".torn").open("a", encoding="utf-8") as handle:
+            handle.write(torn + "\n")
+        staging = self.path.with_name(self.path.name + ".tmp")
+        staging.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(staging, self.path)
+        self.torn = torn
+        log.warning(
+            "votes=%s: its last line was torn (a crash while writing); skipped, kept in %s.torn",
+            self.path,
+            self.path.name,
         )
 
     def append(self, row: dict[str, Any]) -> None:
@@ -60,6 +103,8 @@ class VoteLog:
             handle.flush()
             os.fsync(handle.fileno())
         self.rows.append(row)
+        if row.get("round"):
+            self.rounds.add(row["round"])
 
 
 def pair_tally(rows: list[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
