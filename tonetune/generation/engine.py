@@ -1,12 +1,15 @@
 """The generation engine: batched, left-padded decoding with the KV cache, streamed step by step.
 
 Every request keeps its own sampling settings and seed, so an answer does not depend on the batch it
-was decoded in; each ends with its own finish reason (``stop``: end of turn, ``length``: its limit).
+was decoded in; each ends with its own finish reason (``stop``: end of turn, ``length``: its limit,
+``cancelled``: its caller withdrew it, ``error``: its scores were not finite). A cancelled or failed
+request leaves the batch at the next step; the others go on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +19,7 @@ from peft import PeftModel
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from tonetune.generation.logits import next_tokens
+from tonetune.generation.logits import FAILED, next_tokens
 from tonetune.generation.sampling import Sampling
 
 Messages = list[dict[str, str]]
@@ -36,6 +39,8 @@ class GenerationRequest:
     input_ids: tuple[int, ...]
     sampling: Sampling = GREEDY
     adapter: str | None = None
+    cancelled: threading.Event | None = field(default=None, compare=False, repr=False)
+    """Set by the caller to withdraw the request (a client that left): it stops at the next step."""
 
 
 @dataclass
@@ -46,7 +51,7 @@ class Delta:
     """Position of the request in the call's list."""
     text: str
     finish_reason: str | None = None
-    """Set on the request's last delta: ``stop`` or ``length``."""
+    """Set on the request's last delta: ``stop``, ``length``, ``cancelled`` or ``error``."""
     completion_tokens: int = 0
 
 
@@ -217,6 +222,7 @@ class Engine:
                 for i, token in zip(live, chosen.tolist(), strict=True)
                 if (d := self._advance(i, rows[i], token))
             ]
+            deltas += self._withdrawn(live, rows)
             if deltas:
                 yield deltas
             keep = [k for k, i in enumerate(live) if rows[i].finish_reason is None]
@@ -235,6 +241,9 @@ class Engine:
         """Take one token for ``row``; the delta it causes, if any."""
         if row.finish_reason is not None:
             return None
+        if token == FAILED:
+            row.finish_reason = "error"
+            return Delta(index, "", "error", len(row.tokens))
         if token in self.stops:
             row.finish_reason = "stop"
             return Delta(index, "", "stop", len(row.tokens) + 1)
@@ -249,6 +258,18 @@ class Engine:
         if not delta and row.finish_reason is None:
             return None
         return Delta(index, delta, row.finish_reason, len(row.tokens))
+
+    @staticmethod
+    def _withdrawn(live: list[int], rows: list[_Row]) -> list[Delta]:
+        """Finish the live rows whose caller cancelled them; their last deltas."""
+        deltas = []
+        for i in live:
+            row = rows[i]
+            cancelled = row.request.cancelled
+            if row.finish_reason is None and cancelled is not None and cancelled.is_set():
+                row.finish_reason = "cancelled"
+                deltas.append(Delta(i, "", "cancelled", len(row.tokens)))
+        return deltas
 
     def _left_padded(self, prompts: Sequence[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0

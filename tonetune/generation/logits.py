@@ -31,6 +31,10 @@ def nucleus(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
 
 
+FAILED = -1
+"""The token ``next_tokens`` gives a row whose scores are not usable (NaN, +inf, or all -inf)."""
+
+
 def next_tokens(
     logits: torch.Tensor,
     histories: Sequence[torch.Tensor],
@@ -40,7 +44,8 @@ def next_tokens(
     """One token per row: argmax for greedy rows, a draw from the row's own generator otherwise.
 
     The penalty needs each row's own history; temperature and top-p are applied to all sampled rows
-    at once (one sort), and every sampled row draws from its own seeded generator.
+    at once (one sort), and every sampled row draws from its own seeded generator. A row whose scores
+    or probabilities are not finite gets ``FAILED``, alone: the rows beside it are unaffected.
     """
     logits = logits.float()
     rows = [
@@ -48,14 +53,23 @@ def next_tokens(
         for row, seen, s in zip(logits, histories, samplings, strict=True)
     ]
     logits = torch.stack(rows)
-    chosen = logits.argmax(-1)
-    sampled = [i for i, s in enumerate(samplings) if not s.greedy]
+    chosen = logits.argmax(-1).masked_fill(~usable_scores(logits), FAILED)
+    sampled = [i for i, s in enumerate(samplings) if not s.greedy and chosen[i] != FAILED]
     if not sampled:
         return chosen
     index = torch.tensor(sampled, device=logits.device)
     temperature = torch.tensor([samplings[i].temperature for i in sampled], device=logits.device)
     top_p = torch.tensor([samplings[i].top_p for i in sampled], device=logits.device)
     probs = nucleus(logits[index] / temperature[:, None], top_p).softmax(-1)
+    drawable = probs.isfinite().all(-1) & (probs.sum(-1) > 0)
     for row, i in enumerate(sampled):
-        chosen[i] = torch.multinomial(probs[row], 1, generator=generators[i])[0]
+        if drawable[row]:
+            chosen[i] = torch.multinomial(probs[row], 1, generator=generators[i])[0]
+        else:
+            chosen[i] = FAILED
     return chosen
+
+
+def usable_scores(logits: torch.Tensor) -> torch.Tensor:
+    """Per row: no NaN, no +inf, and at least one finite score (-inf marks a banned token)."""
+    return ~(logits.isnan() | (logits == float("inf"))).any(-1) & logits.isfinite().any(-1)

@@ -1,7 +1,9 @@
 """The OpenAI chat-completions request, validated before it reaches a batch, and OpenAI-style errors.
 
 Every invalid request gets a 400 whose JSON names the field (``error.param``), as the OpenAI API
-answers; an unknown model gets a 404 ``model_not_found``.
+answers; an unknown model gets a 404 ``model_not_found``. Types are strict (``max_tokens: true`` is
+not 1 token, ``NaN`` is no temperature), and fields tonetune does not implement (tools, structured
+output, log probabilities) are refused by name rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -9,7 +11,25 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+UNSUPPORTED = (
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "functions",
+    "function_call",
+    "response_format",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "audio",
+    "modalities",
+    "prediction",
+    "web_search_options",
+)
+"""OpenAI fields tonetune does not implement: any value but one that asks for nothing is a 400."""
+ASKS_FOR_NOTHING = (None, False, 0, [], {}, "none", "auto", {"type": "text"})
 
 
 class APIError(Exception):
@@ -63,7 +83,7 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """The fields tonetune honours; unknown extra fields are ignored, as many clients send some."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     model: str
     messages: list[Message] = Field(min_length=1)
@@ -79,6 +99,26 @@ class ChatCompletionRequest(BaseModel):
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     stop: str | list[str] | None = None
+    tools: Any = None
+    tool_choice: Any = None
+    parallel_tool_calls: Any = None
+    functions: Any = None
+    function_call: Any = None
+    response_format: Any = None
+    logprobs: Any = None
+    top_logprobs: Any = None
+    logit_bias: Any = None
+    audio: Any = None
+    modalities: Any = None
+    prediction: Any = None
+    web_search_options: Any = None
+
+    @field_validator(*UNSUPPORTED)
+    @classmethod
+    def _not_implemented(cls, value: Any) -> Any:
+        if not any(value == nothing and type(value) is type(nothing) for nothing in ASKS_FOR_NOTHING):
+            raise ValueError("is not supported by tonetune-serve (leave it out)")
+        return value
 
     @field_validator("frequency_penalty", "presence_penalty")
     @classmethod
@@ -113,6 +153,14 @@ class ChatCompletionRequest(BaseModel):
     def limit(self) -> int | None:
         """The answer's token limit, whichever field set it."""
         return self.max_completion_tokens or self.max_tokens
+
+
+def parse_request(raw: bytes) -> ChatCompletionRequest:
+    """The request in ``raw`` (JSON), or the APIError that answers it."""
+    try:
+        return ChatCompletionRequest.model_validate_json(raw)
+    except ValidationError as err:
+        raise validation_error(err.errors()) from err
 
 
 def validation_error(errors: list[dict[str, Any]]) -> APIError:

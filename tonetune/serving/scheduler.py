@@ -2,8 +2,9 @@
 
 Requests arriving within ``batch_timeout`` seconds are decoded together, up to ``max_batch_size``
 answers; each keeps its own sampling settings (the engine's rule), so a batch never changes an
-answer. If a batch fails, its jobs are retried one by one, so only a request that fails alone
-gets an error.
+answer. A cancelled job (its client left) leaves the batch at the next step; a job one of whose
+answers fails (scores not finite) gets an error and leaves it too, while the others go on. If the
+whole batch fails, its jobs are retried one by one, so only a request that fails alone gets an error.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tonetune.generation.engine import Engine, GenerationRequest
 
 log = logging.getLogger(__name__)
+NOT_FINITE = "generation failed: the model's scores for this answer were not finite (NaN or infinity)"
 
 
 @dataclass
@@ -28,8 +30,10 @@ class Job:
 
     requests: list[GenerationRequest]
     emit: Callable[[tuple], None]
-    """Receives ``("delta", choice, Delta)``, then ``("done",)`` or ``("error", message)``."""
+    """Receives ``("delta", choice, Delta)``, then ``("done",)`` or ``("error", message)``
+    (the server adds ``("gone",)`` when its client leaves)."""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set when the client has gone (or the job failed): its answers stop at the next step."""
 
     @property
     def adapter(self) -> str | None:
@@ -110,12 +114,20 @@ class Scheduler:
 
     def _decode(self, jobs: list[Job], started: set[int]) -> None:
         owners = [(index, choice) for index, job in enumerate(jobs) for choice in range(len(job.requests))]
-        requests = [jobs[index].requests[choice] for index, choice in owners]
+        requests = [
+            replace(jobs[index].requests[choice], cancelled=jobs[index].cancelled) for index, choice in owners
+        ]
         for deltas in self.engine.stream(requests):
             for delta in deltas:
                 index, choice = owners[delta.index]
                 started.add(index)
-                if not jobs[index].cancelled.is_set():
-                    jobs[index].emit(("delta", choice, delta))
+                job = jobs[index]
+                if job.cancelled.is_set():
+                    continue
+                if delta.finish_reason == "error":
+                    job.cancelled.set()  # its other answers leave the batch too
+                    job.emit(("error", NOT_FINITE))
+                else:
+                    job.emit(("delta", choice, delta))
         for job in jobs:
             job.emit(("done",))

@@ -3,7 +3,11 @@
 Streaming and non-streaming answers with per-choice finish reasons and token usage, ``/v1/models``,
 several persona runs on one base (the request's ``model`` picks the adapter), batching through
 one inference thread, and an optional API key from the environment. Every request is validated
-before it is queued: a bad one gets a 400 naming the field and never reaches a batch.
+before it is queued: a bad one gets a 400 naming the field and never reaches a batch. Its body and
+messages are bounded (``max_body_bytes``, ``max_message_chars``) and it is tokenised off the event
+loop, so one large request never stalls the others (or ``/health``). A client that leaves
+(a dropped stream, a closed connection) cancels its answers at the next decoding step. Without a
+``seed``, each sampled request draws a fresh one; with one, it is reproducible.
 
 What is public: ``GET /health`` always. With a key set (``api_key_env``), everything else,
 ``/docs`` and ``/openapi.json`` included, needs ``Authorization: Bearer <key>``.
@@ -16,23 +20,24 @@ import copy
 import json
 import logging
 import os
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
 
 from tonetune.generation.engine import GenerationRequest, PromptTooLongError, encode_chat
 from tonetune.generation.sampling import Sampling, SamplingError
 from tonetune.persona import with_system_prompt
+from tonetune.serving.guards import authorize, check_message_lengths, install_error_handlers, read_body
 from tonetune.serving.loading import Served, ServedModel
-from tonetune.serving.protocol import APIError, ChatCompletionRequest, validation_error
+from tonetune.serving.protocol import APIError, ChatCompletionRequest, parse_request
 from tonetune.serving.scheduler import Job, Scheduler, asyncio_sink
 
 log = logging.getLogger(__name__)
@@ -49,23 +54,26 @@ class ServerSettings:
     max_n: int = 4
     default_max_tokens: int = 256
     timeout: float = 120.0
+    max_body_bytes: int = 1_000_000
+    max_message_chars: int = 100_000
 
 
 def build_app(served: Served, settings: ServerSettings) -> FastAPI:
     """The FastAPI app serving ``served``."""
     scheduler = Scheduler(served.engine, settings.max_batch_size, settings.batch_timeout)
-    tokenizer = copy.deepcopy(served.engine.tokenizer)  # the API thread's own: tokenizers are not shared
+    tokenizer = copy.deepcopy(served.engine.tokenizer)  # the API's own: tokenizers are not shared
+    tokenizing = ThreadPoolExecutor(1, thread_name_prefix="tonetune-tokenize")  # its one user
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         scheduler.start()
         yield
         scheduler.stop()
+        tokenizing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="tonetune", lifespan=lifespan)
-    app.middleware("http")(_authorize(settings.api_key_env))
-    app.exception_handler(APIError)(lambda _, err: err.response())
-    app.exception_handler(RequestValidationError)(lambda _, err: validation_error(err.errors()).response())
+    app.middleware("http")(authorize(settings.api_key_env))
+    install_error_handlers(app)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -73,53 +81,54 @@ def build_app(served: Served, settings: ServerSettings) -> FastAPI:
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        created = int(time.time())
-        data = [
-            {"id": m.id, "object": "model", "created": created, "owned_by": "tonetune"}
-            for m in served.models.values()
-        ]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": [_model_card(m) for m in served.models.values()]}
+
+    @app.get("/v1/models/{name:path}")
+    async def model(name: str) -> dict[str, Any]:
+        return _model_card(_find(served, name))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
-        body = _parse(await request.body())
-        model = served.find(body.model)
-        if model is None:
-            raise APIError(
-                404, f"The model `{body.model}` does not exist (see /v1/models)", "model", "model_not_found"
-            )
-        job_requests = _generation_requests(body, model, settings, served.engine.max_context, tokenizer)
+        body = parse_request(await read_body(request, settings.max_body_bytes))
+        check_message_lengths(body, settings.max_message_chars)
+        model = _find(served, body.model)
+        loop = asyncio.get_running_loop()
+        job_requests = await loop.run_in_executor(
+            tokenizing, _generation_requests, body, model, settings, served.engine.max_context, tokenizer
+        )
         events: asyncio.Queue = asyncio.Queue()
-        job = Job(job_requests, asyncio_sink(asyncio.get_running_loop(), events))
+        job = Job(job_requests, asyncio_sink(loop, events))
         scheduler.submit(job)
-        if not body.stream:
-            return await _complete(job, events, model, settings)
-        stream = _events(job, events, settings.timeout)
-        first = await anext(stream, None)  # an error before the first token is still an HTTP error
+        watcher = asyncio.create_task(_cancel_when_gone(request, job))
+        try:
+            if not body.stream:
+                return await _complete(job, events, model, settings)
+            stream = _events(job, events, settings.timeout)
+            first = await anext(stream, None)  # an error before the first token is still an HTTP error
+        finally:
+            watcher.cancel()  # a streaming response watches its client itself
         return StreamingResponse(_stream(first, stream, model, body, job), media_type="text/event-stream")
 
     return app
 
 
-def _authorize(key_env: str | None) -> Any:
-    async def check(request: Request, call_next: Any) -> Any:
-        key = os.environ.get(key_env or "")
-        if key and request.url.path != "/health" and request.headers.get("authorization") != f"Bearer {key}":
-            return APIError(
-                401, "invalid or missing API key (Authorization: Bearer ...)", code="invalid_api_key"
-            ).response()
-        return await call_next(request)
-
-    return check
+def _find(served: Served, name: str) -> ServedModel:
+    model = served.find(name)
+    if model is None:
+        raise APIError(404, f"The model `{name}` does not exist (see /v1/models)", "model", "model_not_found")
+    return model
 
 
-def _parse(raw: bytes) -> ChatCompletionRequest:
-    try:
-        return ChatCompletionRequest.model_validate(json.loads(raw))
-    except json.JSONDecodeError as err:
-        raise APIError(400, f"the request body is not valid JSON ({err.msg} at column {err.colno})") from err
-    except ValidationError as err:
-        raise validation_error(err.errors()) from err
+def _model_card(model: ServedModel) -> dict[str, Any]:
+    return {"id": model.id, "object": "model", "created": int(time.time()), "owned_by": "tonetune"}
+
+
+async def _cancel_when_gone(request: Request, job: Job) -> None:
+    """Cancel ``job`` when its client disconnects (the body is read: the next message says so)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    job.cancelled.set()
+    job.emit(("gone",))  # and stop waiting for its answers
 
 
 def _generation_requests(
@@ -145,7 +154,7 @@ def _generation_requests(
             repetition_penalty=base.repetition_penalty
             if body.repetition_penalty is None
             else body.repetition_penalty,
-            seed=body.seed or 0,
+            seed=secrets.randbits(63) if body.seed is None else body.seed,
         )
     except SamplingError as err:
         raise APIError(400, str(err), str(err).split("=", 1)[0]) from err
@@ -164,6 +173,8 @@ async def _events(job: Job, events: asyncio.Queue, timeout: float) -> AsyncItera
                 return
             if event[0] == "error":
                 raise APIError(500, event[1], kind="server_error")
+            if event[0] == "gone":  # nobody reads this answer (nginx's status for it)
+                raise APIError(499, "the client closed the request", kind="client_closed_request")
             yield event
     except TimeoutError as err:
         raise APIError(504, f"no answer within {timeout:.0f} s (timeout)", kind="server_error") from err
