@@ -32,6 +32,7 @@ SHARED = {
     "warmup_ratio": 0.05,
     "weight_decay": 0.0,
     "max_grad_norm": 1.0,
+    "bf16": False,  # mixed precision, on both sides (tonetune's default picks bf16 on native-bf16 CPUs)
 }
 # What differs between the adapter kinds, the same on both sides.
 ADAPTERS = {
@@ -59,6 +60,7 @@ def tonetune_overrides(data: Path, epochs: int, gradient_checkpointing: bool) ->
         "scheduler=cosine",
         f"module.warmup_ratio={SHARED['warmup_ratio']}",
         f"trainer.gradient_clip_val={SHARED['max_grad_norm']}",
+        f"trainer.precision={'bf16-mixed' if SHARED['bf16'] else '32-true'}",
         "logger=none",
         "callbacks=none",
         "trainer.enable_checkpointing=false",
@@ -84,7 +86,7 @@ def trl_arguments(epochs: int, gradient_checkpointing: bool) -> dict:
         "use_cpu": True,
         "logging_steps": 1000,
         "dataloader_num_workers": 0,
-        "bf16": False,
+        "bf16": SHARED["bf16"],
         "fp16": False,
         "lr_scheduler_type": "cosine",
         "warmup_steps": SHARED["warmup_ratio"],  # a float: a share of the steps

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from tonetune.hardware import best_precision
 from tonetune.schemas import SCHEMAS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -49,6 +50,7 @@ def register_configs() -> None:
         "tonetune.cache_dir": lambda: str(default_cache_dir()),
         # Run folders record absolute paths, so a run can be evaluated or served from anywhere.
         "tonetune.abspath": lambda path: str(Path(path).expanduser().resolve()),
+        "tonetune.precision": best_precision,
     }
     for name, fn in resolvers.items():
         OmegaConf.register_new_resolver(name, fn, replace=True)

@@ -1,0 +1,50 @@
+"""What the machine can do fast: the training precision that fits its CPU or GPU.
+
+bf16 mixed precision where the hardware computes bf16 natively (CPUs with ``avx512_bf16`` or AMX,
+GPUs that support it), fp32 elsewhere: on a CPU without native bf16, bf16 is emulated and slower.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+MIXED, FULL = "bf16-mixed", "32-true"
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def gpu_bf16() -> bool:
+    """Whether a CUDA GPU is present and computes bf16."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def best_precision(accelerator: str, flags: frozenset[str] | None = None, gpu: bool | None = None) -> str:
+    """Lightning's ``precision`` for ``accelerator`` on this machine: ``bf16-mixed`` or ``32-true``."""
+    if accelerator in {"gpu", "cuda", "auto"} and (gpu_bf16() if gpu is None else gpu):
+        return MIXED
+    if accelerator in {"cpu", "auto"}:
+        flags = cpu_flags() if flags is None else flags
+        return MIXED if any(flag in flags for flag in BF16_CPU_FLAGS) else FULL
+    return FULL
+
+
+def precision_reason(precision: str, accelerator: str) -> str:
+    """One line for the log: which precision and why."""
+    if precision != MIXED or accelerator not in {"cpu", "auto"}:
+        return f"precision={precision} (trainer.precision; 32-true or bf16-mixed override it)"
+    native = [flag for flag in BF16_CPU_FLAGS if flag in cpu_flags()]
+    why = f"the CPU computes bf16 natively: {', '.join(native)}" if native else "set by trainer.precision"
+    return f"precision={precision} ({why}; override with trainer.precision=32-true)"
