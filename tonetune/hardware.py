@@ -43,8 +43,12 @@ def best_precision(accelerator: str, flags: frozenset[str] | None = None, gpu: b
 
 def precision_reason(precision: str, accelerator: str) -> str:
     """One line for the log: which precision and why."""
-    if precision != MIXED or accelerator not in {"cpu", "auto"}:
-        return f"precision={precision} (trainer.precision; 32-true or bf16-mixed override it)"
     native = [flag for flag in BF16_CPU_FLAGS if flag in cpu_flags()]
-    why = f"the CPU computes bf16 natively: {', '.join(native)}" if native else "set by trainer.precision"
-    return f"precision={precision} ({why}; override with trainer.precision=32-true)"
+    if accelerator not in {"cpu", "auto"}:
+        why = "trainer.precision"
+    elif native:
+        why = f"the CPU computes bf16 natively: {', '.join(native)}"
+    else:
+        why = "the CPU has no native bf16 (no avx512_bf16 or AMX), where bf16 is emulated and slower"
+    other = FULL if precision == MIXED else MIXED
+    return f"precision={precision} ({why}; trainer.precision={other} overrides it)"
