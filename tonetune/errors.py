@@ -15,3 +15,7 @@ class ConfigError(ToneTuneError):
 
 class ModelNotFoundError(ToneTuneError):
     """A base model or a run folder cannot be found."""
+
+
+class DivergedError(ToneTuneError):
+    """Training whose loss or weights stopped being finite, or a saved model whose weights are not."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -77,6 +78,14 @@ def torch_dtype(spec: BaseModelConfig) -> torch.dtype:
     if spec.dtype not in _DTYPES:
         raise ConfigError(f"base_model.dtype={spec.dtype!r} is not one of {sorted(_DTYPES)}")
     return _DTYPES[spec.dtype]
+
+
+def first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
+    """The name of the first floating-point tensor holding a NaN or an infinity, or None."""
+    for name, tensor in named:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 def _quantized_device() -> str:

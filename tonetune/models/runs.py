@@ -15,8 +15,8 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from tonetune.config import typed
-from tonetune.errors import ConfigError, ModelNotFoundError
-from tonetune.models.loading import load_causal_lm, quantization_config, torch_dtype
+from tonetune.errors import ConfigError, DivergedError, ModelNotFoundError
+from tonetune.models.loading import first_non_finite, load_causal_lm, quantization_config, torch_dtype
 from tonetune.schemas import AdapterConfig, BaseModelConfig, PersonaConfig
 
 MODEL_DIR = "model"
@@ -89,6 +89,8 @@ def load_run_model(
             full precision (what merging needs).
         adapter_name: The name the run's adapter gets.
         base: A PeftModel of the same base to add this run's adapter to (several runs, one base).
+
+    Weights that hold a NaN or an infinity (a run that diverged) are refused with DivergedError.
     """
     if not run.model_dir.is_dir():
         raise ModelNotFoundError(f"run_dir={run.dir}: no {MODEL_DIR}/ folder (did training finish?)")
@@ -102,16 +104,30 @@ def load_run_model(
             run,
             lambda: AutoModelForCausalLM.from_pretrained(run.model_dir, dtype=torch_dtype(run.base_model)),
         )
+        _check_finite(run, model, None)
         return model.eval(), tokenizer
     if base is not None:
         _read_weights(run, lambda: base.load_adapter(str(run.model_dir), adapter_name=adapter_name))
+        _check_finite(run, base, adapter_name)
         return base.eval(), tokenizer
     quant = quantization_config(run.adapter, torch_dtype(run.base_model)) if keep_quantized else None
     causal_lm = load_causal_lm(run.base_model, quantization=quant)
     model = _read_weights(
         run, lambda: PeftModel.from_pretrained(causal_lm, run.model_dir, adapter_name=adapter_name)
     )
+    _check_finite(run, model, adapter_name)
     return model.eval(), tokenizer
+
+
+def _check_finite(run: Run, model: Any, adapter: str | None) -> None:
+    """Refuse a model (or only its adapter ``adapter``) whose weights are not all finite."""
+    named = ((n, p.detach()) for n, p in model.named_parameters() if adapter is None or f".{adapter}." in n)
+    broken = first_non_finite(named)
+    if broken is not None:
+        raise DivergedError(
+            f"{run.model_dir}: refused: {broken} is not finite (the run diverged); "
+            "train it again with a lower optimizer.lr"
+        )
 
 
 def _read_weights(run: Run, load: Any) -> Any:

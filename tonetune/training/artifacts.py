@@ -19,6 +19,8 @@ from omegaconf import DictConfig
 from peft import PeftModel
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
+from tonetune.errors import DivergedError
+from tonetune.models.loading import first_non_finite
 from tonetune.models.loss import causal_lm
 from tonetune.models.runs import CONFIG_FILE, MODEL_DIR
 from tonetune.runtime import save_resolved_config
@@ -32,9 +34,13 @@ def save_run(run_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase, cfg:
     LoRA/DoRA/QLoRA runs save only the adapter (``adapter_model.safetensors``); freeze and full
     runs save the whole model, since their base weights changed. ``generation_config.json`` holds
     the evaluation's sampling (repetition penalty included): the chat and the server decode as the
-    evaluation did, unless told otherwise.
+    evaluation did, unless told otherwise. Weights that are not finite are never written (a diverged
+    run raises DivergedError instead).
     """
     model_dir = run_dir / MODEL_DIR
+    broken = first_non_finite((n, p.detach()) for n, p in model.named_parameters() if p.requires_grad)
+    if broken is not None:
+        raise DivergedError(f"{model_dir}: not written: {broken} is not finite (the run diverged)")
     if not isinstance(model, PeftModel):
         model.config.use_cache = True
     model.save_pretrained(model_dir)

@@ -1,4 +1,4 @@
-"""Callbacks Lightning does not ship: the last checkpoint, saving on Ctrl-C, parameter counts, throughput."""
+"""Callbacks Lightning does not ship: last checkpoint, saving on Ctrl-C, stop on divergence, counts, speed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Checkpoint, ThroughputMonitor
+
+from tonetune.errors import DivergedError
+from tonetune.models.loading import first_non_finite
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +85,10 @@ class LastCheckpoint(Checkpoint):
             self._previous_handler = None
 
     def save(self, trainer: L.Trainer) -> None:
-        """Write ``last.ckpt`` once per optimizer step at most."""
+        """Write ``last.ckpt`` once per optimizer step at most, never with non-finite weights."""
         if trainer.sanity_checking or trainer.global_step == self._saved_step or trainer.fast_dev_run:
             return
+        check_finite_weights(trainer, trainer.lightning_module)
         self._saved_step = trainer.global_step
         staging = self.path.with_name(self.path.name + ".tmp")
         trainer.save_checkpoint(staging, weights_only=False)
@@ -118,3 +123,44 @@ class SaveOnInterrupt(L.Callback):
         )
         log.warning(message)
         print(message, flush=True)
+
+
+class StopOnNonFinite(L.Callback):
+    """Stop at the first non-finite training loss (or weight after validation), in one line.
+
+    The line names the step and the likely cause; ``last.ckpt`` keeps the last finite weights
+    (``LastCheckpoint`` never writes others) and ``model/`` is not written, so a sweep sees a failure.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, *args: Any) -> None:
+        """Check the step's loss."""
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+            raise diverged(trainer, f"the training loss is {float(loss.detach().float().mean())}")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """Check the weights before a checkpoint keeps them as the best (checkpoint callbacks run last)."""
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            check_finite_weights(trainer, pl_module)
+
+
+def check_finite_weights(trainer: L.Trainer, module: Any) -> None:
+    """Raise DivergedError when a trainable weight holds a NaN or an infinity."""
+    name = first_non_finite((n, p.detach()) for n, p in module.named_parameters() if p.requires_grad)
+    if name is not None:
+        raise diverged(trainer, f"{name} is no longer finite")
+
+
+def diverged(trainer: L.Trainer, what: str) -> DivergedError:
+    """The one line for a run that diverged: where, the likely cause, and what was kept."""
+    lr = trainer.optimizers[0].defaults.get("lr") if trainer.optimizers else None
+    keeper = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+    if keeper is not None and keeper.path.is_file():
+        at = f" (step {keeper._saved_step})" if keeper._saved_step >= 0 else ""
+        kept = f"the last finite checkpoint is kept: {keeper.path}{at}"
+    else:
+        kept = "no checkpoint was written before it"
+    return DivergedError(
+        f"training diverged at step {trainer.global_step}: {what}; likely cause: optimizer.lr={lr} is too "
+        f"high (try it 10 times lower); {kept}; model/ was not written"
+    )

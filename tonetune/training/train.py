@@ -20,7 +20,7 @@ from tonetune.persona import persona_instructions
 from tonetune.runtime import instantiate_named, resolved_job_config, write_json
 from tonetune.schemas import BaseModelConfig, PersonaConfig
 from tonetune.training.artifacts import best_checkpoint_path, save_run, select_weights
-from tonetune.training.callbacks import LastCheckpoint, SaveOnInterrupt
+from tonetune.training.callbacks import LastCheckpoint, SaveOnInterrupt, StopOnNonFinite
 from tonetune.training.checks import check_options, check_resumable, read_checkpoint
 from tonetune.training.data import build_datamodule
 from tonetune.training.initialize import resolve_init_from, trainable_model
@@ -86,7 +86,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, save: Any) -> L.Trainer:
     last = next(
         (c.path for c in callbacks if isinstance(c, LastCheckpoint)), run_dir / "checkpoints" / "last.ckpt"
     )
-    callbacks.append(SaveOnInterrupt(save, last))
+    callbacks += [SaveOnInterrupt(save, last), StopOnNonFinite()]
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved_job_config(cfg))
