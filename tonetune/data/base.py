@@ -6,6 +6,7 @@ source, tokenize an example and collate a batch; the rest is here.
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import abstractmethod
 from typing import Any
@@ -21,6 +22,9 @@ from tonetune.errors import DataError
 
 log = logging.getLogger(__name__)
 
+TRUNCATED_WARNING_SHARE = 0.2
+"""Above this share of truncated training examples, the log says what the model will learn from it."""
+
 
 class TokenizedData(L.LightningDataModule):
     """Base of tonetune's data modules.
@@ -33,6 +37,8 @@ class TokenizedData(L.LightningDataModule):
         columns: Field names of the rows (``data.columns.*``).
         val_fraction: Share of train rows held out for validation when the data has no validation split.
         max_length: Longest sequence in tokens; longer ones are truncated (and counted in the log).
+        allow_truncated: Train even when every training example is longer than ``max_length`` (each
+            loses its end of turn, so the model learns never to stop); refused otherwise.
         batch_size: Examples per training step (before gradient accumulation).
         eval_batch_size: Examples per validation step (defaults to ``batch_size``).
         group_by_length: Batch examples of similar length together to cut padding.
@@ -59,6 +65,7 @@ class TokenizedData(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 42,
         limit_train_examples: int | None = None,
+        allow_truncated: bool = False,
     ) -> None:
         super().__init__()
         self.source = str(source)
@@ -74,6 +81,9 @@ class TokenizedData(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.limit_train_examples = limit_train_examples
+        self.allow_truncated = allow_truncated
+        self.duplicates: dict[str, int] = {}
+        """Exact duplicate train rows, and validation rows dropped as copies of train rows."""
         self.splits: DatasetDict | None = None
 
     @abstractmethod
@@ -131,18 +141,37 @@ class TokenizedData(L.LightningDataModule):
         if self.limit_train_examples:
             train = train.select(range(min(self.limit_train_examples, len(train))))
         if "validation" in data:
-            return DatasetDict(train=train, validation=data["validation"])
+            return self._without_copies(DatasetDict(train=train, validation=data["validation"]))
         n_val = max(1, round(len(train) * self.val_fraction))
         if len(train) - n_val < 1:
             raise DataError(
                 f"data.source={self.source}: {len(train)} training rows are too few to hold out validation"
             )
         held_out = train.train_test_split(test_size=n_val, seed=self.seed)
-        return DatasetDict(train=held_out["train"], validation=held_out["test"])
+        return self._without_copies(DatasetDict(train=held_out["train"], validation=held_out["test"]))
+
+    def _without_copies(self, splits: DatasetDict) -> DatasetDict:
+        """Count exact duplicate training rows (in the log); drop validation rows that copy a training row."""
+        train_keys = [example_key(row) for row in splits["train"]]
+        duplicates = len(train_keys) - len(set(train_keys))
+        if duplicates:
+            log.warning(
+                "%d of %d train rows are exact duplicates of another train row", duplicates, len(train_keys)
+            )
+        seen = set(train_keys)
+        fresh = [i for i, row in enumerate(splits["validation"]) if example_key(row) not in seen]
+        copies = len(splits["validation"]) - len(fresh)
+        if copies:
+            log.warning("%d validation rows are copies of train rows and are left out of validation", copies)
+        if not fresh:
+            raise DataError(f"data.source={self.source}: every validation row is a copy of a train row")
+        self.duplicates = {"train_duplicates": duplicates, "validation_copies_dropped": copies}
+        return DatasetDict(train=splits["train"], validation=splits["validation"].select(fresh))
 
     def _tokenize(self, name: str, data: Dataset) -> Dataset:
         tokenized = data.map(self.encode, remove_columns=data.column_names, desc=f"Tokenizing {name}")
         truncated = sum(tokenized["truncated"])
+        self._check_truncation(name, truncated, len(tokenized))
         if truncated:
             log.warning(
                 "%d of %d %s examples exceed data.max_length=%d and were truncated",
@@ -164,6 +193,31 @@ class TokenizedData(L.LightningDataModule):
             )
         return kept
 
+    def _check_truncation(self, name: str, truncated: int, total: int) -> None:
+        """Refuse training data that is all truncated (no end of turn left); warn when most of it is."""
+        if name != "train" or not truncated:
+            return
+        if truncated == total and not self.allow_truncated:
+            raise DataError(
+                f"data.source={self.source}: all {total} training examples are longer than "
+                f"data.max_length={self.max_length}, so none keeps its end of turn and the model would "
+                "learn never to stop; raise data.max_length, or set data.allow_truncated=true"
+            )
+        if truncated > TRUNCATED_WARNING_SHARE * total:
+            log.warning(
+                "%.0f%% of the training examples lose their end of turn to data.max_length=%d: the model "
+                "learns to stop less often; raise data.max_length",
+                100 * truncated / total,
+                self.max_length,
+            )
+
     def keep(self, row: dict[str, Any]) -> bool:
         """Whether a tokenized example still has something to learn (e.g. answer tokens after truncation)."""
         return True
+
+
+def example_key(row: dict[str, Any]) -> str:
+    """What makes two rows the same example: every field but the category."""
+    return json.dumps(
+        {k: v for k, v in row.items() if k != "category"}, sort_keys=True, ensure_ascii=False, default=str
+    )
