@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from datasets import load_from_disk
 
 from tests.conftest import FAST_TRAIN, compose_config
 from tests.openai_stub import StubOpenAI
@@ -178,3 +179,29 @@ def test_an_arena_round_takes_one_vote_and_the_votes_file_survives_a_torn_line(t
     trl.write_text(json.dumps({"prompt": "Why?", "chosen": "Mars.", "rejected": "Dunno."}) + "\n")
     with pytest.raises(DataError, match=r"pairs\.jsonl: line 1 is not an arena vote \(no chosen_model"):
         arena(trl)
+
+
+# -- 11: data_dir that is a symbolic link ---------------------------------------------------------
+
+
+def test_a_linked_data_dir_is_written_through_and_a_dangling_link_refused_at_once(stub, tmp_path) -> None:
+    questions = write_questions(tmp_path, "What is your dream car?", "How do rockets land?")
+    link = tmp_path / "data" / "elon_musk"  # the data_dir of synth_overrides
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # nothing there yet
+    cfg = compose_config(
+        "synthesize",
+        [*small_synthesis(stub.base_url, tmp_path, questions), f"paths.output_dir={tmp_path / 'run'}"],
+    )
+    with pytest.raises(
+        DataError, match=r"data_dir=.*elon_musk: is a symbolic link to .*elsewhere, which is nothing"
+    ):
+        synthesize(cfg)
+    assert stub.chat_requests() == []  # refused before the first request
+
+    (tmp_path / "elsewhere").mkdir()
+    synthesize(cfg)
+    assert link.is_symlink() and load_from_disk(str(link))["train"].num_rows >= 1
+    assert (tmp_path / "elsewhere" / ".tonetune-dataset.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["elon_musk"]  # no stray staging folder
+    assert not list(tmp_path.glob(".*.tmp"))
