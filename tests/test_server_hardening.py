@@ -74,7 +74,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_dropped_streams_stop_decoding_and_a_short_request_answers_at_once(served) -> None:
-    """Item 1: three clients open a long stream, read 3 chunks and leave."""
+    """Item 1: three clients open a long stream, read 3 chunks and leave; a fourth gives up waiting."""
     url, pid = served
     for _ in range(3):
         with (
@@ -84,14 +84,22 @@ def test_dropped_streams_stop_decoding_and_a_short_request_answers_at_once(serve
             assert r.status_code == 200
             for _, _line in zip(range(3), r.iter_lines(), strict=False):
                 pass
+    with pytest.raises(httpx.ReadTimeout):  # and one that stops waiting for a whole answer
+        httpx.post(
+            f"{url}/v1/chat/completions",
+            json=body(max_tokens=900),
+            headers=HEADERS,
+            timeout=httpx.Timeout(30, read=0.5),
+        )
+    time.sleep(0.3)
+    before = cpu_seconds(pid)
+    time.sleep(1.0)
+    busy = cpu_seconds(pid) - before
+    assert busy < 0.3, f"{busy:.2f} s of CPU in 1 s: still decoding for clients that left"
     started = time.monotonic()
     short = post(url, body(max_tokens=4))
     elapsed = time.monotonic() - started
     assert short.status_code == 200 and elapsed < 3.0, f"{elapsed:.1f} s for 4 tokens"
-    time.sleep(0.3)
-    before = cpu_seconds(pid)
-    time.sleep(1.0)
-    assert cpu_seconds(pid) - before < 0.3  # the inference thread is idle: nothing decodes for nobody
 
 
 def test_unsamplable_values_are_greedy_or_refused_and_never_hurt_a_neighbour(served) -> None:
