@@ -118,14 +118,25 @@ def test_data_whose_every_example_is_truncated_is_refused_unless_allowed(make_tr
 def test_duplicate_rows_are_counted_and_never_validate(tokenizer, tmp_path, caplog) -> None:
     rows = [json.loads(line) for line in EXAMPLE_DATA.read_text().splitlines() if line.strip()]
     rows = [{k: v for k, v in row.items() if k != "split"} for row in rows[:20]]
-    data = tmp_path / "twice.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in rows + rows[:10]))  # 10 rows twice
-    module = ChatDataModule(str(data), tokenizer, val_fraction=0.3, seed=0)
+    twice = tmp_path / "twice.jsonl"  # 10 rows twice: a held-out validation must keep copies together
+    twice.write_text("".join(json.dumps(row) + "\n" for row in rows + rows[:10]))
+    given = tmp_path / "given.jsonl"  # a validation split of 5 rows, 3 of them copies of train rows
+    given.write_text(
+        "".join(json.dumps(row) + "\n" for row in rows[:15])
+        + "".join(json.dumps({**row, "split": "validation"}) + "\n" for row in rows[12:17])
+    )
     with caplog.at_level(logging.WARNING, logger="tonetune.data.base"):
-        split = module._train_validation(module.load())
-    train_keys = {example_key(row) for row in split["train"]}
-    assert not any(example_key(row) in train_keys for row in split["validation"])
-    dropped = module.duplicates["validation_copies_dropped"]
-    assert len(split["train"]) + len(split["validation"]) + dropped == 30 and len(split["validation"]) > 0
-    assert module.duplicates["train_duplicates"] == len(split["train"]) - len(train_keys)
-    assert dropped > 0 and module.duplicates["train_duplicates"] > 0 and "exact duplicates" in caplog.text
+        held = ChatDataModule(str(twice), tokenizer, val_fraction=0.3)
+        held_split = held._train_validation(held.load())
+        kept = ChatDataModule(str(given), tokenizer)
+        kept_split = kept._train_validation(kept.load())
+    for split in (held_split, kept_split):
+        train_keys = {example_key(row) for row in split["train"]}
+        assert not any(example_key(row) in train_keys for row in split["validation"])
+    assert (
+        len(held_split["train"]) + len(held_split["validation"]) == 30 and len(held_split["validation"]) >= 6
+    )
+    assert held.duplicates == {"train_duplicates": 10, "validation_copies_dropped": 0}
+    assert len(kept_split["validation"]) == 2 and kept.duplicates["validation_copies_dropped"] == 3
+    assert "10 of 30 train rows are exact duplicates" in caplog.text
+    assert "3 validation rows are copies of train rows" in caplog.text

@@ -140,33 +140,49 @@ class TokenizedData(L.LightningDataModule):
         train = data["train"]
         if self.limit_train_examples:
             train = train.select(range(min(self.limit_train_examples, len(train))))
-        if "validation" in data:
-            return self._without_copies(DatasetDict(train=train, validation=data["validation"]))
-        n_val = max(1, round(len(train) * self.val_fraction))
-        if len(train) - n_val < 1:
-            raise DataError(
-                f"data.source={self.source}: {len(train)} training rows are too few to hold out validation"
-            )
-        held_out = train.train_test_split(test_size=n_val, seed=self.seed)
-        return self._without_copies(DatasetDict(train=held_out["train"], validation=held_out["test"]))
-
-    def _without_copies(self, splits: DatasetDict) -> DatasetDict:
-        """Count exact duplicate training rows (in the log); drop validation rows that copy a training row."""
-        train_keys = [example_key(row) for row in splits["train"]]
-        duplicates = len(train_keys) - len(set(train_keys))
-        if duplicates:
+        keys = [example_key(row) for row in train]
+        self.duplicates = {"train_duplicates": len(keys) - len(set(keys)), "validation_copies_dropped": 0}
+        if self.duplicates["train_duplicates"]:
             log.warning(
-                "%d of %d train rows are exact duplicates of another train row", duplicates, len(train_keys)
+                "%d of %d train rows are exact duplicates of another train row",
+                self.duplicates["train_duplicates"],
+                len(keys),
             )
-        seen = set(train_keys)
-        fresh = [i for i, row in enumerate(splits["validation"]) if example_key(row) not in seen]
-        copies = len(splits["validation"]) - len(fresh)
-        if copies:
-            log.warning("%d validation rows are copies of train rows and are left out of validation", copies)
+        if "validation" in data:
+            return DatasetDict(train=train, validation=self._not_copies(data["validation"], set(keys)))
+        return self._hold_out(train, keys)
+
+    def _hold_out(self, train: Dataset, keys: list[str]) -> DatasetDict:
+        """Hold out ``val_fraction`` of the distinct rows; every copy of a row stays on its row's side."""
+        first = {key: i for i, key in reversed(list(enumerate(keys)))}  # each distinct row's first index
+        n_val = max(1, round(len(first) * self.val_fraction))
+        if len(first) - n_val < 1:
+            raise DataError(
+                f"data.source={self.source}: {len(first)} distinct training rows are too few to hold out "
+                "validation"
+            )
+        if len(first) == len(keys):
+            held_out = train.train_test_split(test_size=n_val, seed=self.seed)
+            return DatasetDict(train=held_out["train"], validation=held_out["test"])
+        distinct = train.select(sorted(first.values())).train_test_split(test_size=n_val, seed=self.seed)
+        validation = {example_key(row) for row in distinct["test"]}
+        return DatasetDict(
+            train=train.select([i for i, key in enumerate(keys) if key not in validation]),
+            validation=train.select([i for i, key in enumerate(keys) if key in validation]),
+        )
+
+    def _not_copies(self, validation: Dataset, train_keys: set[str]) -> Dataset:
+        """The validation rows that are not copies of a train row (the others are counted and left out)."""
+        fresh = [i for i, row in enumerate(validation) if example_key(row) not in train_keys]
+        self.duplicates["validation_copies_dropped"] = len(validation) - len(fresh)
         if not fresh:
             raise DataError(f"data.source={self.source}: every validation row is a copy of a train row")
-        self.duplicates = {"train_duplicates": duplicates, "validation_copies_dropped": copies}
-        return DatasetDict(train=splits["train"], validation=splits["validation"].select(fresh))
+        if len(fresh) < len(validation):
+            log.warning(
+                "%d validation rows are copies of train rows and are left out of validation",
+                len(validation) - len(fresh),
+            )
+        return validation.select(fresh)
 
     def _tokenize(self, name: str, data: Dataset) -> Dataset:
         tokenized = data.map(self.encode, remove_columns=data.column_names, desc=f"Tokenizing {name}")
