@@ -205,3 +205,40 @@ def test_a_linked_data_dir_is_written_through_and_a_dangling_link_refused_at_onc
     assert (tmp_path / "elsewhere" / ".tonetune-dataset.json").is_file()
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["elon_musk"]  # no stray staging folder
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+# -- 12: oversized replies, answers in another language -------------------------------------------
+
+FRENCH = "Honnêtement, Mars c'est facile une fois qu'on y est, les fusées sont l'avenir 🚀 #Mars"
+
+
+def test_oversized_replies_are_bounded_and_foreign_language_answers_filtered(tmp_path) -> None:
+    def script(body: dict) -> str | None:
+        question = body["messages"][-1]["content"]
+        if "rockets" in question:
+            return "rockets " * 600_000 + "🚀 #Mars"  # 4.8 MB
+        if "France" in question:
+            return FRENCH
+        return None
+
+    server = StubOpenAI(script=script)
+    base_url = server.start()
+    questions = write_questions(
+        tmp_path, "What is your dream car?", "How do rockets land?", "Do you like France?"
+    )
+    try:
+        cfg = compose_config(
+            "synthesize",
+            [
+                *small_synthesis(base_url, tmp_path, questions, "teacher.max_reply_chars=5000"),
+                f"paths.output_dir={tmp_path / 'run'}",
+            ],
+        )
+        report, objects = synthesize(cfg)
+    finally:
+        server.stop()
+    assert report["answers"]["rejected"] == {"truncated": 3, "language": 3}  # 3 attempts each
+    assert {row["question"] for row in objects["rows"]} == {"What is your dream car?"}
+    assert sum(p.stat().st_size for p in (tmp_path / "cache").iterdir()) < 1_000_000  # not 3 x 4.8 MB
+    card = (tmp_path / "data" / "elon_musk" / "README.md").read_text()
+    assert "| rejected: language | 3 |" in card and "| rejected: truncated | 3 |" in card

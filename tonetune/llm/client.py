@@ -74,6 +74,8 @@ class LLMClient(ABC):
     model: str
     supports_json: bool = False
     batch_mode: bool = False
+    max_reply_chars: int | None = None
+    """Longer replies are cut to this before they are cached or used (None: no bound)."""
 
     def __init__(
         self,
@@ -102,6 +104,7 @@ class LLMClient(ABC):
 
         def store(index: int, result: ChatResult) -> None:
             key = todo_keys[index]
+            result = result.bounded(self.max_reply_chars)  # a runaway reply never fills the cache
             if self.cache is not None:
                 self.cache.put(key, self.cache_namespace, todo[key], result)
             found[key] = result

@@ -45,6 +45,7 @@ class OpenAIClient(LLMClient):
         max_tokens_param: str = "max_completion_tokens",
         mode: str = "online",
         batch_poll_seconds: float = 30.0,
+        max_reply_chars: int = 20_000,
         cache: ResponseCache | None = None,
         prices: dict[str, float] | None = None,
         role: str = "teacher",
@@ -52,6 +53,9 @@ class OpenAIClient(LLMClient):
         super().__init__(cache, prices, role)
         if mode not in {"online", "batch"}:
             raise ConfigError(f"{role}.mode={mode!r} is not one of online, batch")
+        if max_reply_chars < 1:
+            raise ConfigError(f"{role}.max_reply_chars={max_reply_chars} must be at least 1")
+        self.max_reply_chars = max_reply_chars
         self.model = model
         self.base_url = base_url
         self.api_key_env = api_key_env

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 Messages = list[dict[str, str]]
@@ -59,6 +59,12 @@ class ChatResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
+
+    def bounded(self, max_chars: int | None) -> ChatResult:
+        """This result with its text cut to ``max_chars`` (then marked ``length``, like max_tokens)."""
+        if max_chars is None or len(self.text) <= max_chars:
+            return self
+        return replace(self, text=self.text[:max_chars], finish_reason="length")
 
     def to_json(self) -> str:
         """Serialised for the cache (without the ``cached`` flag)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from typing import Any
 
 from tonetune.persona import required_markers, within_length
 from tonetune.schemas import PersonaConfig
@@ -17,6 +19,8 @@ DEFAULT_REFUSALS = [
     r"\bi (cannot|can't|can not) (help|assist|provide|answer|do that)\b",
     r"\bi don't have (personal|the ability)\b",
 ]
+_NOT_PROSE = re.compile(r"[#@]\w+|https?://\S+")
+MIN_LETTERS = 15
 _MARKUP = re.compile(r"<\|[a-z_]+\|>|^\s*[\[{]|^\s*(system|user|assistant)\s*:", re.IGNORECASE)
 
 
@@ -31,6 +35,9 @@ class AnswerFilter:
     truncated: bool = True
     length: bool = True
     markers: bool = True
+    language: bool = True
+    language_confidence: float = 0.8
+    """Rejected as ``language`` only when another language is this likely (short replies pass)."""
     refusal_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_REFUSALS))
 
     def __post_init__(self) -> None:
@@ -49,11 +56,33 @@ class AnswerFilter:
             return "truncated"
         if self.length and not within_length(text, self.persona):
             return "length"
+        if self.language and other_language(text, self.persona.language, self.language_confidence):
+            return "language"
         if self.markers:
             for name, rx in self._required.items():
                 if not rx.search(text):
                     return f"missing_{name}"
         return None
+
+
+def other_language(text: str, expected: str, confidence: float) -> bool:
+    """Whether ``text`` is, with at least ``confidence``, in a language other than ``expected``.
+
+    Hashtags, mentions and links are left out; under ``MIN_LETTERS`` letters nothing is decided.
+    """
+    words = _NOT_PROSE.sub(" ", text)
+    if sum(ch.isalpha() for ch in words) < MIN_LETTERS:
+        return False
+    language, probability = _identifier().classify(words)
+    return language != expected.lower() and probability >= confidence
+
+
+@functools.cache
+def _identifier() -> Any:
+    """py3langid's model (shipped inside its wheel: no download), loaded once."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def count_reasons(reasons: list[str | None]) -> dict[str, int]:
