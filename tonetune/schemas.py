@@ -63,6 +63,8 @@ class PersonaConfig:
     few_shot: list[FewShotExample] = field(default_factory=list)
     pressure: list[PressureProbe] = field(default_factory=list)
     """Extra pressure probes for this persona, added to the evaluation's common suite."""
+    language: str = "en"
+    """The language the persona answers in (ISO 639-1); synthesis filters answers in another."""
 
 
 @dataclass
