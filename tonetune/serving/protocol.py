@@ -117,7 +117,7 @@ class ChatCompletionRequest(BaseModel):
     @classmethod
     def _not_implemented(cls, value: Any) -> Any:
         if not any(value == nothing and type(value) is type(nothing) for nothing in ASKS_FOR_NOTHING):
-            raise ValueError("is not supported by tonetune-serve (leave it out)")
+            raise ValueError("not supported by tonetune-serve (leave it out)")
         return value
 
     @field_validator("frequency_penalty", "presence_penalty")
@@ -169,7 +169,10 @@ def validation_error(errors: list[dict[str, Any]]) -> APIError:
     loc = [p for p in first.get("loc", ()) if p != "body"]
     message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
-        return APIError(400, f"the request body is not valid JSON ({message})")
+        hint = ""
+        if "escape" in message:  # how the JSON parser reports a lone surrogate (\\ud800)
+            hint = "; text must be valid Unicode: a lone surrogate is not"
+        return APIError(400, f"the request body is not valid JSON ({message}{hint})")
     if not loc:
         return APIError(400, message)
     return APIError(400, f"{_path(loc)}: {message}", str(loc[0]))

@@ -74,18 +74,7 @@ def build_app(served: Served, settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="tonetune", lifespan=lifespan)
     app.middleware("http")(authorize(settings.api_key_env))
     install_error_handlers(app)
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(m) for m in served.models.values()]}
-
-    @app.get("/v1/models/{name:path}")
-    async def model(name: str) -> dict[str, Any]:
-        return _model_card(_find(served, name))
+    _add_lookups(app, served)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
@@ -110,6 +99,22 @@ def build_app(served: Served, settings: ServerSettings) -> FastAPI:
         return StreamingResponse(_stream(first, stream, model, body, job), media_type="text/event-stream")
 
     return app
+
+
+def _add_lookups(app: FastAPI, served: Served) -> None:
+    """``/health``, ``/v1/models`` and ``/v1/models/{id}``."""
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [_model_card(m) for m in served.models.values()]}
+
+    @app.get("/v1/models/{name:path}")
+    async def model(name: str) -> dict[str, Any]:
+        return _model_card(_find(served, name))
 
 
 def _find(served: Served, name: str) -> ServedModel:
