@@ -66,7 +66,8 @@ def test_personas_are_distinct_and_have_markers(tmp_path: Path) -> None:
     for option in options("persona"):
         cfg = compose_config("train", [f"persona={option}", f"paths.output_dir={tmp_path}"])
         assert cfg.persona.name == option
-        assert cfg.persona.markers, f"persona {option} has no tone markers"
+        # stoic_mentor has no surface markers by design: only the tone readers can recognise it
+        assert cfg.persona.markers or option == "stoic_mentor", f"persona {option} has no tone markers"
         assert cfg.persona.min_words < cfg.persona.max_words
         prompts.add(cfg.persona.system_prompt)
     assert len(prompts) == len(options("persona")) >= 4

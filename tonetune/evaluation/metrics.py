@@ -13,18 +13,23 @@ from collections.abc import Sequence
 import numpy as np
 from rouge_score import rouge_scorer
 
-from tonetune.persona import compiled_markers, within_length, word_count
+from tonetune.persona import compiled_markers, required_markers, within_length, word_count
 from tonetune.schemas import PersonaConfig
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
 def marker_hits(answers: Sequence[str], persona: PersonaConfig) -> dict[str, np.ndarray]:
-    """Whether each answer shows each persona marker, all of them, and a length within range."""
+    """Whether each answer shows each persona marker, all *required* ones, and a length within range.
+
+    ``marker/all`` asks for the markers the card requires (``required: true``), the ones synthesis
+    insists on; an optional marker (the bard's exclamations) is only reported on its own line.
+    """
     markers = compiled_markers(persona)
     found = {f"marker/{name}": _flags(bool(rx.search(a)) for a in answers) for name, rx in markers.items()}
-    if markers:
-        found["marker/all"] = np.all(np.stack(list(found.values())), axis=0).astype(float)
+    required = [found[f"marker/{name}"] for name in required_markers(persona)]
+    if required:
+        found["marker/all"] = np.all(np.stack(required), axis=0).astype(float)
     found["length_in_range"] = _flags(within_length(a, persona) for a in answers)
     return found
 

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tonetune.evaluation.plots import curves, length_histogram, metric_bars
+from tonetune.evaluation.confusion import contestant_rows
+from tonetune.evaluation.plots import confusion, curves, length_histogram, metric_bars
 from tonetune.evaluation.report import PLOTTED, render_report
 from tonetune.evaluation.results import SetResult
 from tonetune.evaluation.settings import REFERENCE
@@ -57,6 +58,10 @@ def _plots(folder: Path, result: dict[str, Any], sets: list[SetResult]) -> list[
     ]
     for name, s in list(result["sets"].items())[1:]:
         plots.append(metric_bars(s["metrics"], PLOTTED, folder / f"metrics_{name}.png", s["intervals"]))
+    speakers, rows = contestant_rows(result["metrics"])
+    if rows:
+        title = "Who is speaking: share of each contestant's answers read as each speaker"
+        plots.append(confusion(rows, speakers, folder / "speakers.png", title))
     if pressure := result.get("pressure"):
         plots.append(_pressure_plot(pressure, folder / "pressure.png"))
     if multi_turn := result.get("multi_turn"):

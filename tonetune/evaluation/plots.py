@@ -105,3 +105,21 @@ def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def confusion(rows: dict[str, dict[str, float]], classes: list[str], path: Path, title: str) -> Path:
+    """A heat map: one row per contestant (or true speaker), the share of its answers read as each class."""
+    fig = Figure(figsize=(1.4 * len(classes) + 3, 0.6 * len(rows) + 2))
+    ax = fig.subplots()
+    values = [[row.get(c, 0.0) for c in classes] for row in rows.values()]
+    image = ax.imshow(values, vmin=0, vmax=1, cmap="Blues", aspect="auto")
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value > 0.6 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=20, fontsize=8)
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
+    ax.set_xlabel("read as")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return _save(fig, path)

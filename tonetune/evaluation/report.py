@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tonetune.evaluation.report_sections import capability_lines, multi_turn_lines, pressure_lines
+from tonetune.evaluation.report_sections import (
+    capability_lines,
+    multi_turn_lines,
+    pressure_lines,
+    speaker_lines,
+    validity_lines,
+)
 from tonetune.evaluation.scoring import NEEDS_REFERENCE
 from tonetune.evaluation.settings import REFERENCE
 from tonetune.markdown import differences_table, metrics_table, number, with_interval
@@ -56,6 +62,7 @@ def render_report(
     lines = [
         f"# Does `{context['run_name']}` speak as {context['persona']}?",
         "",
+        *validity_lines(result["classifier"]),
         *_context_lines(result),
         "",
         "## Headline (95% bootstrap intervals by question)",
@@ -68,6 +75,7 @@ def render_report(
             else []
         ),
         *_reference_note(result),
+        *speaker_lines(result["classifier"], result["metrics"]),
         "## Every metric",
         "",
         metrics_table(result["metrics"], None, result["intervals"]),
@@ -102,10 +110,15 @@ def _context_lines(result: dict[str, Any]) -> list[str]:
         f"- Fine-tuned with the persona prompt: {context['trained_with_prompt']}",
         f"- Sampling: {context['sampling']}",
         f"- Tone classifier: cross-validated accuracy {plain['held_out_accuracy']:.3f} on "
-        f"{plain['held_out_size']} answers (persona: the training answers; neutral: the base model's own "
-        "answers to the same questions); "
+        f"{plain['held_out_size']} answers (persona: the training answers; negatives: "
+        f"{', '.join(result['classifier'].get('contrast', {}).get('negatives', ['base']))}, see the validity "
+        "lines above); "
         f"`tone_classifier_masked` reads the same answers with the persona's markers removed (accuracy "
-        f"{masked['held_out_accuracy']:.3f}): the tone recognised without emojis and hashtags",
+        f"{masked['held_out_accuracy']:.3f}): the tone recognised without emojis and hashtags; "
+        "`tone_stylometric` reads only function words, punctuation and word shapes (topic-blind), "
+        "`readers_agree` is its agreement with `tone_classifier`",
+        "- `marker/all`: every *required* marker of the persona card; optional markers are counted one by "
+        "one (`marker/<name>`)",
         f"- Contestants: {', '.join(c for c in result['metrics'] if c != REFERENCE)}"
         + (f"; `{REFERENCE}` is the dataset's own answers" if REFERENCE in result["metrics"] else ""),
     ]

@@ -92,3 +92,66 @@ def capability_lines(capability: dict[str, Any] | None) -> list[str]:
 
 def _cell(estimate: dict[str, float]) -> str:
     return with_interval(estimate["value"], [estimate["low"], estimate["high"]])
+
+
+KIND_NAMES = {"other": "other personas", "plain": "plain", "base": "base", "base_short": "base cut to length"}
+
+
+def validity_lines(classifier: dict[str, Any]) -> list[str]:
+    """One line per reader: its true- and false-positive rates on answers to held-out questions."""
+    lines = []
+    for name, info in classifier.items():
+        if "validity" not in info:
+            continue
+        v = info["validity"]
+        rates = [f"TPR {_rate(v['tpr'])}"]
+        rates += [f"FPR {KIND_NAMES[k]} {_rate(r)}" for k, r in v["fpr"].items() if k in KIND_NAMES]
+        verdict = {
+            "flagged": "**FLAGGED: " + "; ".join(v["flags"]) + "**",
+            "untested": "**UNTESTED: no other persona's answers to check it on** (evaluation.contrast.files)",
+            "ok": f"ok (FPR on other personas at most {v['max_fpr']:.0%})",
+        }[info["status"]]
+        lines.append(
+            f"- Validity of `{name}` ({', '.join(rates)}; balanced accuracy {v['balanced_accuracy']:.3f}, "
+            f"length only {v['length_baseline_accuracy']:.3f}): {verdict}"
+        )
+    if not lines:
+        return []
+    note = (
+        "Reader validity (answers to held-out questions, grouped folds; Wilson 95% intervals, hits/n; "
+        "trained against: "
+        + ", ".join(next(i for i in classifier.values() if "validity" in i)["validity"]["negatives"])
+        + "):"
+    )
+    return [note, "", *lines, ""]
+
+
+def speaker_lines(classifier: dict[str, Any], metrics: dict[str, dict[str, float]]) -> list[str]:
+    """Who is speaking: the N-way reader's held-out confusion matrix, then each contestant's row."""
+    held_out = classifier.get("speakers")
+    if not held_out:
+        return []
+    classes = held_out["classes"]
+    header = ["| answers of | " + " | ".join(classes) + " |", "| --- |" + " ---: |" * len(classes)]
+    lines = [
+        "## Who is speaking",
+        "",
+        "An N-way reader over the persona set reads every answer as one speaker. Its own answers to "
+        "held-out questions first (share read as each, Wilson 95% interval):",
+        "",
+        *header,
+    ]
+    for truth, row in held_out["rows"].items():
+        lines.append(f"| {truth} | " + " | ".join(_rate(row[c], counts=False) for c in classes) + " |")
+    lines += ["", "Each contestant's answers (share read as each speaker):", "", *header]
+    for name, values in metrics.items():
+        if f"speaker/{classes[0]}" in values:
+            lines.append(
+                f"| {name} | " + " | ".join(f"{values.get(f'speaker/{c}', 0):.3f}" for c in classes) + " |"
+            )
+    return [*lines, "", "![who is speaking](plots/speakers.png)", ""]
+
+
+def _rate(rate: dict[str, Any], counts: bool = True) -> str:
+    text = with_interval(rate["value"], [rate["low"], rate["high"]])
+    return f"{text} ({rate['hits']}/{rate['n']})" if counts else text

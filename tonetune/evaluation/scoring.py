@@ -16,6 +16,7 @@ from tonetune import stats
 from tonetune.data.questions import QuestionSet
 from tonetune.evaluation import metrics as m
 from tonetune.evaluation.classifier import ToneClassifier
+from tonetune.evaluation.confusion import SpeakerReader
 from tonetune.models.embeddings import embed
 from tonetune.schemas import PersonaConfig
 
@@ -38,18 +39,30 @@ class Scores:
 
 @dataclass
 class ToneReader:
-    """The tone of answers, per answer: both classifiers and the persona's markers."""
+    """The tone of answers, per answer: the tone readers, who is speaking, and the persona's markers."""
 
     persona: PersonaConfig
     classifier: ToneClassifier
     masked_classifier: ToneClassifier | None = None
+    stylometric: ToneClassifier | None = None
+    """The topic-blind reader (``tonetune.evaluation.stylometry``)."""
+    speakers: SpeakerReader | None = None
+    """The N-way reader over the persona set (``tonetune.evaluation.confusion``)."""
 
     def read(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """``tone_classifier``, ``tone_classifier_masked`` and the marker hits of each answer."""
+        """Every reader's verdict on each answer, who speaks it, and the marker hits.
+
+        ``readers_agree``: the stylometric reader says what ``tone_classifier`` says.
+        """
         vectors = embed(list(texts)) if vectors is None else vectors
         values = {"tone_classifier": self.classifier.predict(vectors)}
         if self.masked_classifier is not None:
             values["tone_classifier_masked"] = self.masked_classifier.predict_texts(texts)
+        if self.stylometric is not None:
+            values["tone_stylometric"] = self.stylometric.predict_texts(texts)
+            values["readers_agree"] = (values["tone_stylometric"] == values["tone_classifier"]).astype(float)
+        if self.speakers is not None:
+            values.update(self.speakers.read(vectors))
         values.update(m.marker_hits(texts, self.persona))
         return values
 

@@ -51,6 +51,29 @@ class ClassifierSettings:
 
 
 @dataclass
+class ContrastSettings:
+    """``evaluation.contrast.*``: what the tone readers learn is not the persona; their validity check."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    """Persona name (or ``plain``) -> a JSONL file of question/answer rows (a row's ``persona`` wins)."""
+    split: str = "train"
+    """The rows that train the readers (rows without a ``split`` count as this one)."""
+    dataset_split: bool = True
+    """Also read ``contrast_<split>.jsonl`` beside the run's dataset, when there is one."""
+    negatives: list[str] = field(default_factory=lambda: ["base", "other", "plain", "base_short"])
+    """The kinds of negative the readers train on (validity checks every kind present anyway)."""
+    base_short: bool = True
+    """Add the base's own answers cut to the persona's median length (a length control)."""
+    max_per_persona: int = 200
+    folds: int = 5
+    """Grouped (by question) folds of the validity check."""
+    max_fpr: float = 0.10
+    """A reader reading more of other personas' answers as the persona is flagged."""
+    stylometric: bool = True
+    """Train the topic-blind stylometric reader too."""
+
+
+@dataclass
 class PressureSettings:
     """``evaluation.pressure.*``: how many questions (0: off) and the common probes."""
 
@@ -103,6 +126,7 @@ class EvaluationSettings:
     judge: Any
     judge_candidate: str
     samples_in_report: int
+    contrast: ContrastSettings = field(default_factory=ContrastSettings)
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> EvaluationSettings:
@@ -129,4 +153,5 @@ class EvaluationSettings:
             judge=cfg.get("judge"),
             judge_candidate=str(cfg.judge_candidate),
             samples_in_report=int(cfg.samples_in_report),
+            contrast=typed(ContrastSettings, cfg.get("contrast") or {}),
         )
