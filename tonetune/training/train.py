@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig
 
 from tonetune.config import plain, typed
+from tonetune.hardware import precision_reason
 from tonetune.models.loading import load_tokenizer
 from tonetune.models.runs import METRICS_FILE
 from tonetune.persona import persona_instructions
@@ -88,6 +89,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, save: Any) -> L.Trainer:
     )
     callbacks += [SaveOnInterrupt(save, last), StopOnNonFinite()]
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    log.info("Training in %s", precision_reason(str(cfg.trainer.precision), str(cfg.trainer.accelerator)))
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved_job_config(cfg))
     return trainer
