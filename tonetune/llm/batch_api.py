@@ -12,16 +12,31 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
+from tonetune.llm.cache import ResponseCache
 from tonetune.llm.client import LLMError, OnResult
-from tonetune.llm.openai_api import result_from_completion
-from tonetune.llm.requests import ChatRequest
+from tonetune.llm.requests import ChatRequest, result_from_completion
 
-if TYPE_CHECKING:
-    from tonetune.llm.openai_api import OpenAIClient
+
+class OpenAIClient(Protocol):
+    """What the Batch API needs of tonetune.llm.openai_api.OpenAIClient (no import: no cycle)."""
+
+    cache: ResponseCache | None
+    batch_poll_seconds: float
+
+    @property
+    def cache_namespace(self) -> str:
+        """The server and model part of each request's cache key."""
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for the SDK client."""
+
+    def request_body(self, request: ChatRequest) -> dict[str, Any]:
+        """The chat-completions body for one request."""
+
 
 log = logging.getLogger(__name__)
 

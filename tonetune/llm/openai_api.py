@@ -21,7 +21,7 @@ from tonetune.errors import ConfigError
 from tonetune.llm.cache import ResponseCache
 from tonetune.llm.client import LLMClient, LLMError, OnResult
 from tonetune.llm.endpoints import endpoint_identity, hide_credentials
-from tonetune.llm.requests import ChatRequest, ChatResult
+from tonetune.llm.requests import ChatRequest, ChatResult, result_from_completion
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -217,15 +217,3 @@ class OpenAIClient(LLMClient):
 def _estimated_tokens(request: ChatRequest) -> int:
     """Rough token count for the TPM limiter: 4 characters a token, plus the answer budget."""
     return sum(len(content) for _, content in request.messages) // 4 + request.max_tokens
-
-
-def result_from_completion(completion: Any) -> ChatResult:
-    """A ChatResult from the SDK's ChatCompletion (the Batch API's bodies are validated into one)."""
-    choice = completion.choices[0]
-    usage = completion.usage
-    return ChatResult(
-        text=choice.message.content or "",
-        finish_reason=choice.finish_reason or "stop",
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-    )

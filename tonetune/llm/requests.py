@@ -76,3 +76,15 @@ class ChatResult:
     def from_json(cls, text: str) -> ChatResult:
         """Read back a cached result."""
         return cls(**json.loads(text), cached=True)
+
+
+def result_from_completion(completion: Any) -> ChatResult:
+    """A ChatResult from the SDK's ChatCompletion (the Batch API's bodies are validated into one)."""
+    choice = completion.choices[0]
+    usage = completion.usage
+    return ChatResult(
+        text=choice.message.content or "",
+        finish_reason=choice.finish_reason or "stop",
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+    )
