@@ -12,11 +12,22 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 
 from tonetune.hardware import best_precision
-from tonetune.schemas import SCHEMAS
+from tonetune.schemas import AdapterConfig, BaseModelConfig, PersonaConfig, QuestionSetConfig
+from tonetune.schemas.evaluation import EvaluationConfig
+from tonetune.schemas.sampling import SamplingConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESOURCES_DIR = PACKAGE_DIR / "resources"
 T = TypeVar("T")
+SCHEMAS: dict[str, type] = {
+    "persona": PersonaConfig,
+    "adapter": AdapterConfig,
+    "base_model": BaseModelConfig,
+    "question_set": QuestionSetConfig,
+    "evaluation": EvaluationConfig,
+    "sampling": SamplingConfig,
+}
+"""Config group -> its schema (``<group>/schema`` in Hydra's ConfigStore; each YAML extends it)."""
 
 
 def _find_config_dir() -> Path:

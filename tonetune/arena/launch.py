@@ -14,13 +14,14 @@ from omegaconf import DictConfig
 
 from tonetune.arena.app import Arena, build_page
 from tonetune.arena.contestants import build_contestants
-from tonetune.config import plain
+from tonetune.config import plain, typed
 from tonetune.data.loading import Columns
 from tonetune.data.questions import load_question_set
 from tonetune.generation.engine import Engine
 from tonetune.generation.sampling import Sampling
 from tonetune.models.loading import load_causal_lm, load_tokenizer
 from tonetune.models.runs import read_run
+from tonetune.schemas.sampling import SamplingConfig
 from tonetune.serving.loading import load_served
 
 
@@ -41,7 +42,14 @@ def build_arena(cfg: DictConfig) -> tuple[Arena, Any]:
     names = (
         list(cfg.contestants) if cfg.contestants else [*served.models, "base", "base_prompted", *endpoints]
     )
-    contestants = build_contestants(served, base, first.persona, names, endpoints, Sampling(**cfg.sampling))
+    contestants = build_contestants(
+        served,
+        base,
+        first.persona,
+        names,
+        endpoints,
+        Sampling.from_config(typed(SamplingConfig, cfg.sampling), "sampling"),
+    )
     source = cfg.questions or first.cfg.data.source
     questions = load_question_set("arena", str(source), "test", Columns(), "questions").questions
     arena = Arena(contestants, questions, Path(cfg.votes), cfg.seed)

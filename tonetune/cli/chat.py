@@ -27,12 +27,9 @@ def _main(cfg: DictConfig) -> None:
     hf_logging.disable_progress_bar()  # the terminal is the conversation's: no loading bars in it
     served = load_from_cfg(cfg)
     model = next(iter(served.models.values()))
-    overrides = {
-        k: cfg[k]
-        for k in ("max_new_tokens", "temperature", "top_p", "repetition_penalty")
-        if cfg.get(k) is not None
-    }
-    chat_loop(served, replace(model, sampling=replace(model.sampling, **overrides)))
+    names = ("max_new_tokens", "temperature", "top_p", "repetition_penalty")
+    sampling = model.sampling.overridden(**{name: cfg.get(name) for name in names})
+    chat_loop(served, replace(model, sampling=sampling))
 
 
 def main() -> None:

@@ -79,14 +79,7 @@ class EndpointContestant:
 
 def chat_request(conversation: Messages, sampling: Sampling) -> ChatRequest:
     """The chat request that decodes ``conversation`` with every one of ``sampling``'s settings."""
-    return ChatRequest.of(
-        conversation,
-        temperature=sampling.temperature,
-        max_tokens=sampling.max_new_tokens,
-        seed=sampling.seed,
-        top_p=sampling.top_p,
-        repetition_penalty=sampling.repetition_penalty,
-    )
+    return ChatRequest.of(conversation, **sampling.request_params())
 
 
 Contestant = LocalContestant | EndpointContestant

@@ -1,114 +1,41 @@
-"""The evaluation's settings as typed objects (``conf/evaluation/``), converted once per task."""
+"""The evaluation's settings once converted: the typed ``evaluation.*`` with its sampling checked."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig
-
 from tonetune.config import typed
 from tonetune.errors import ConfigError
 from tonetune.generation.sampling import Sampling
-from tonetune.schemas import PressureProbe
+from tonetune.schemas.evaluation import (
+    FOLLOW_UPS,
+    CapabilitySettings,
+    ClassifierSettings,
+    ContestantSpec,
+    ContrastSettings,
+    EvaluationConfig,
+    MultiTurnSettings,
+    PressureSettings,
+    QuestionSettings,
+)
+
+__all__ = [
+    "FOLLOW_UPS",
+    "REFERENCE",
+    "CapabilitySettings",
+    "ClassifierSettings",
+    "ContestantSpec",
+    "ContrastSettings",
+    "EvaluationSettings",
+    "MultiTurnSettings",
+    "PressureSettings",
+    "QuestionSettings",
+]
 
 REFERENCE = "reference"
 """The row of the dataset's own reference answers (not a contestant)."""
-
-
-@dataclass
-class QuestionSettings:
-    """Which questions: a dataset split, or any list (text, or JSONL with ``question``)."""
-
-    source: str | None = None
-    """null: the run's own data; else a dataset, a .jsonl file or a .txt list (one question a line)."""
-    split: str = "test"
-    limit: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-    """More question lists to evaluate on, by name (e.g. the question set's held-out list)."""
-
-
-@dataclass
-class ContestantSpec:
-    """Who answers: the run's base model, the run itself, or an OpenAI-compatible endpoint."""
-
-    source: str = "base"
-    system_prompt: bool | None = None
-    """Whether the persona's prompt is given; null: as the run was trained."""
-    run_dir: str | None = None
-    """``source: run``: another run folder (e.g. the SFT run a DPO continued); null: the run evaluated."""
-    endpoint: Any = None
-    """An LLM client config (``_target_``) for ``source: endpoint``."""
-
-
-@dataclass
-class ClassifierSettings:
-    """The tone classifier: persona answers against the base model's own."""
-
-    max_examples: int = 200
-    folds: int = 5
-    seed: int = 0
-
-
-@dataclass
-class ContrastSettings:
-    """``evaluation.contrast.*``: what the tone readers learn is not the persona; their validity check."""
-
-    files: dict[str, str] = field(default_factory=dict)
-    """Persona name (or ``plain``) -> a JSONL file of question/answer rows (a row's ``persona`` wins)."""
-    split: str = "train"
-    """The rows that train the readers (rows without a ``split`` count as this one)."""
-    dataset_split: bool = True
-    """Also read ``contrast_<split>.jsonl`` beside the run's dataset, when there is one."""
-    negatives: list[str] = field(default_factory=lambda: ["base", "other", "plain", "base_short"])
-    """The kinds of negative the readers train on (validity checks every kind present anyway)."""
-    base_short: bool = True
-    """Add the base's own answers cut to the persona's median length (a length control)."""
-    max_per_persona: int = 200
-    folds: int = 5
-    """Grouped (by question) folds of the validity check."""
-    max_fpr: float = 0.10
-    """A reader reading more of other personas' answers as the persona is flagged."""
-    stylometric: bool = True
-    """Train the topic-blind stylometric reader too."""
-
-
-@dataclass
-class PressureSettings:
-    """``evaluation.pressure.*``: how many questions (0: off) and the common probes."""
-
-    questions: int = 12
-    probes: list[PressureProbe] = field(default_factory=list)
-    max_new_tokens: int = 64
-    """Enough for the tone to show (a persona answer is shorter); the evaluation's sampling otherwise."""
-
-
-@dataclass
-class CapabilitySettings:
-    """``evaluation.capability.*``: which lm-eval tasks (empty: none), on how many items."""
-
-    tasks: list[str] = field(default_factory=list)
-    limit: int | None = None
-    batch_size: int = 16
-
-
-FOLLOW_UPS = [
-    "Why?",
-    "Can you give me an example?",
-    "I don't agree. Convince me.",
-    "Tell me more about that.",
-    "What would you do differently?",
-]
-
-
-@dataclass
-class MultiTurnSettings:
-    """``evaluation.multi_turn.*``: how many conversations (0: off), turns, and the follow-ups."""
-
-    conversations: int = 8
-    turns: int = 5
-    follow_ups: list[str] = field(default_factory=lambda: list(FOLLOW_UPS))
-    max_new_tokens: int = 64
+SOURCES = {"base", "run", "endpoint"}
 
 
 @dataclass
@@ -129,29 +56,30 @@ class EvaluationSettings:
     contrast: ContrastSettings = field(default_factory=ContrastSettings)
 
     @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> EvaluationSettings:
-        """Convert ``cfg.evaluation`` (or an equivalent node) once."""
-        contestants = {name: typed(ContestantSpec, spec) for name, spec in cfg.contestants.items() if spec}
+    def from_cfg(cls, node: Any) -> EvaluationSettings:
+        """Convert ``evaluation.*`` (composed, typed, or read back from a run) once; checks every value."""
+        config = typed(EvaluationConfig, node)
+        contestants = {name: spec for name, spec in config.contestants.items() if spec}
         if REFERENCE in contestants:
             raise ConfigError(
                 f"evaluation.contestants.{REFERENCE}: the name is taken by the dataset's reference answers"
             )
         for name, spec in contestants.items():
-            if spec.source not in {"base", "run", "endpoint"}:
+            if spec.source not in SOURCES:
                 raise ConfigError(
                     f"evaluation.contestants.{name}.source={spec.source!r} is not base, run or endpoint"
                 )
         return cls(
-            questions=typed(QuestionSettings, cfg.questions),
+            questions=config.questions,
             contestants=contestants,
-            sampling=Sampling(**cfg.sampling),
-            batch_size=int(cfg.batch_size),
-            classifier=typed(ClassifierSettings, cfg.classifier),
-            pressure=typed(PressureSettings, cfg.pressure),
-            multi_turn=typed(MultiTurnSettings, cfg.multi_turn),
-            capability=typed(CapabilitySettings, cfg.capability),
-            judge=cfg.get("judge"),
-            judge_candidate=str(cfg.judge_candidate),
-            samples_in_report=int(cfg.samples_in_report),
-            contrast=typed(ContrastSettings, cfg.get("contrast") or {}),
+            sampling=Sampling.from_config(config.sampling, key="evaluation.sampling"),
+            batch_size=config.batch_size,
+            classifier=config.classifier,
+            pressure=config.pressure,
+            multi_turn=config.multi_turn,
+            capability=config.capability,
+            judge=config.judge,
+            judge_candidate=config.judge_candidate,
+            samples_in_report=config.samples_in_report,
+            contrast=config.contrast,
         )

@@ -32,6 +32,7 @@ from tonetune.evaluation.scoring import ToneReader
 from tonetune.evaluation.settings import ClassifierSettings, ContrastSettings, EvaluationSettings
 from tonetune.evaluation.stylometry import BlendedClassifier, StylometricClassifier
 from tonetune.evaluation.validity import measure_validity
+from tonetune.generation.sampling import Sampling
 from tonetune.llm.cache import ResponseCache
 from tonetune.llm.local import LocalClient
 from tonetune.llm.requests import ChatRequest
@@ -166,8 +167,7 @@ def neutral_answers(
 ) -> list[str]:
     """The base model's own, unprompted answers to the train questions (cached: they never change)."""
     client = base_client(run, models, settings, cache)
-    requests = [
-        ChatRequest.of(single_turn(q), temperature=0.0, max_tokens=settings.sampling.max_new_tokens)
-        for q in questions
-    ]
+    # plain greedy, no penalty: the base as it answers by itself (and as the cache has kept it)
+    greedy = Sampling(max_new_tokens=settings.sampling.max_new_tokens).request_params()
+    requests = [ChatRequest.of(single_turn(q), **greedy) for q in questions]
     return [r.text for r in client.complete(requests, desc="Neutral answers for the tone classifier")]

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from tonetune.generation.sampling import Sampling
+
 Messages = list[dict[str, str]]
 OPTIONAL = {"top_p": 1.0, "repetition_penalty": 1.0}
 """Parameters added after caches existed: left out of a request's key at their default."""
@@ -30,6 +32,11 @@ class ChatRequest:
     def of(cls, messages: Messages, **params: Any) -> ChatRequest:
         """Build from a list of ``{"role": ..., "content": ...}`` dicts."""
         return cls(messages=tuple((m["role"], m["content"]) for m in messages), **params)
+
+    @property
+    def sampling(self) -> Sampling:
+        """How this request decodes, as the one ``Sampling`` type (which converts it everywhere)."""
+        return Sampling.from_request_params(**asdict(self))
 
     @property
     def chat(self) -> Messages:

@@ -72,7 +72,12 @@ def load_served(
     elif base_model is not None:
         engine = Engine(load_causal_lm(base_model), load_tokenizer(base_model))
         served = Served(
-            engine, {base_model.name: ServedModel(base_model.name, None, _literal(system_prompt), Sampling())}
+            engine,
+            {
+                base_model.name: ServedModel(
+                    base_model.name, None, _literal(system_prompt), Sampling.default()
+                )
+            },
         )
     else:
         raise ConfigError("give run_dir=..., model_dir=... or base_model=...")
@@ -161,16 +166,10 @@ def run_sampling(run: Run) -> Sampling:
 
 
 def sampling_from(folder: Path) -> Sampling:
-    """Sampling defaults from a model folder's generation_config.json (greedy when there is none)."""
+    """Sampling defaults from a model folder's generation_config.json (tonetune's default without one)."""
     if not (folder / "generation_config.json").is_file():
-        return Sampling()
-    config = GenerationConfig.from_pretrained(folder)
-    return Sampling(
-        max_new_tokens=config.max_new_tokens or Sampling.max_new_tokens,
-        temperature=(config.temperature or 1.0) if config.do_sample else 0.0,
-        top_p=config.top_p or 1.0,
-        repetition_penalty=config.repetition_penalty or 1.0,
-    )
+        return Sampling.default()
+    return Sampling.from_generation_config(GenerationConfig.from_pretrained(folder))
 
 
 def _from_folder(path: Path, system_prompt: str) -> Served:

@@ -33,7 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from tonetune.generation.engine import GenerationRequest, PromptTooLongError, encode_chat
-from tonetune.generation.sampling import Sampling, SamplingError
+from tonetune.generation.sampling import SamplingError
 from tonetune.persona import with_system_prompt
 from tonetune.serving.guards import authorize, check_message_lengths, install_error_handlers, read_body
 from tonetune.serving.loading import Served, ServedModel
@@ -150,15 +150,12 @@ def _generation_requests(
         input_ids = encode_chat(tokenizer, with_system_prompt(body.chat(), model.system_prompt), max_context)
     except PromptTooLongError as err:
         raise APIError(400, f"messages: {err}", "messages", "context_length_exceeded") from err
-    base = model.sampling
     try:
-        sampling = Sampling(
+        sampling = model.sampling.overridden(
             max_new_tokens=body.limit or settings.default_max_tokens,
-            temperature=base.temperature if body.temperature is None else body.temperature,
-            top_p=base.top_p if body.top_p is None else body.top_p,
-            repetition_penalty=base.repetition_penalty
-            if body.repetition_penalty is None
-            else body.repetition_penalty,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            repetition_penalty=body.repetition_penalty,
             seed=secrets.randbits(63) if body.seed is None else body.seed,
         )
     except SamplingError as err:

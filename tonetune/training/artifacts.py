@@ -20,6 +20,7 @@ from peft import PeftModel
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from tonetune.errors import DivergedError
+from tonetune.generation.sampling import Sampling
 from tonetune.models.loading import first_non_finite
 from tonetune.models.loss import causal_lm
 from tonetune.models.runs import CONFIG_FILE, MODEL_DIR
@@ -28,7 +29,9 @@ from tonetune.runtime import save_resolved_config
 log = logging.getLogger(__name__)
 
 
-def save_run(run_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase, cfg: DictConfig) -> Path:
+def save_run(
+    run_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase, cfg: DictConfig, sampling: Sampling
+) -> Path:
     """Save adapter (or full) weights as safetensors with the tokenizer, generation defaults and config.
 
     LoRA/DoRA/QLoRA runs save only the adapter (``adapter_model.safetensors``); freeze and full
@@ -45,23 +48,16 @@ def save_run(run_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase, cfg:
         model.config.use_cache = True
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    generation_defaults(model, cfg.evaluation.sampling).save_pretrained(model_dir)
+    generation_defaults(model, sampling).save_pretrained(model_dir)
     save_resolved_config(cfg, run_dir / CONFIG_FILE)
     return model_dir
 
 
-def generation_defaults(model: Any, sampling: DictConfig) -> GenerationConfig:
+def generation_defaults(model: Any, sampling: Sampling) -> GenerationConfig:
     """The model's generation config (its stop tokens) with the evaluation's decoding settings."""
-    config = GenerationConfig.from_dict(causal_lm(model).generation_config.to_dict())
-    greedy = float(sampling.temperature) == 0.0
-    config.update(
-        max_new_tokens=int(sampling.max_new_tokens),
-        do_sample=not greedy,
-        temperature=None if greedy else float(sampling.temperature),
-        top_p=None if greedy else float(sampling.top_p),
-        repetition_penalty=float(sampling.repetition_penalty),
+    return sampling.to_generation_config(
+        GenerationConfig.from_dict(causal_lm(model).generation_config.to_dict())
     )
-    return config
 
 
 def select_weights(trainer: L.Trainer, module: L.LightningModule, select: str) -> str:

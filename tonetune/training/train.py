@@ -14,12 +14,14 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig
 
 from tonetune.config import plain, typed
+from tonetune.generation.sampling import Sampling
 from tonetune.hardware import precision_reason
 from tonetune.models.loading import load_tokenizer
 from tonetune.models.runs import METRICS_FILE
 from tonetune.persona import persona_instructions
 from tonetune.runtime import instantiate_named, resolved_job_config, write_json
 from tonetune.schemas import BaseModelConfig, PersonaConfig
+from tonetune.schemas.sampling import SamplingConfig
 from tonetune.training.artifacts import best_checkpoint_path, save_run, select_weights
 from tonetune.training.callbacks import LastCheckpoint, SaveOnInterrupt, StopOnNonFinite
 from tonetune.training.checks import check_options, check_resumable, read_checkpoint
@@ -39,6 +41,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     check_options(cfg)
     objective = build_objective(cfg.objective)
+    sampling = Sampling.from_config(typed(SamplingConfig, cfg.evaluation.sampling), "evaluation.sampling")
     resolve_init_from(cfg)
     checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     L.seed_everything(cfg.seed, workers=True)
@@ -49,7 +52,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     )
     datamodule = build_datamodule(cfg.data, objective, tokenizer=tokenizer, system_prompt=system_prompt)
     datamodule.setup("fit")
-    trainer = _trainer(cfg, run_dir, lambda m: save_run(run_dir, m.model, tokenizer, cfg))
+    trainer = _trainer(cfg, run_dir, lambda m: save_run(run_dir, m.model, tokenizer, cfg, sampling))
     module = ToneTuneModule(
         model=trainable_model(cfg),
         objective=objective,
@@ -73,7 +76,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     metrics = {**baseline, **_final_metrics(trainer, module, seconds)}
     metrics["model_weights"] = select_weights(trainer, module, cfg.checkpoint.select)
     if trainer.is_global_zero:
-        model_dir = save_run(run_dir, module.model, tokenizer, cfg)
+        model_dir = save_run(run_dir, module.model, tokenizer, cfg, sampling)
         write_json(metrics, run_dir / METRICS_FILE)
         log.info("Model saved to %s; metrics in %s", model_dir, run_dir / METRICS_FILE)
     objects = {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}

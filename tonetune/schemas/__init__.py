@@ -162,11 +162,3 @@ class BaseModelConfig:
     """llama.cpp's pre-tokenizer name for GGUF export (e.g. smollm, qwen2, llama-bpe)."""
     revision: str | None = None
     trust_remote_code: bool = False
-
-
-SCHEMAS: dict[str, type] = {
-    "persona": PersonaConfig,
-    "adapter": AdapterConfig,
-    "base_model": BaseModelConfig,
-    "question_set": QuestionSetConfig,
-}
