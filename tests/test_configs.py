@@ -36,9 +36,19 @@ def options(group: str) -> list[str]:
 
 # What a later stage's experiment needs from the command line: the run it continues or compares with.
 REQUIRED_BY_STAGES = {"init_from", "single_turn_run"}
-# Groups that train.yaml does not select; composed by appending them.
-APPENDED = {"question_set"}
+# Groups that train.yaml does not have: composed in the command that selects them (train's typed
+# schema refuses a key it does not know).
+COMMAND_OF = {"question_set": "synthesize"}
 CASES = [(group, option) for group in GROUPS for option in options(group)]
+
+
+def test_train_refuses_a_key_it_does_not_know(tmp_path: Path) -> None:
+    with pytest.raises(ConfigCompositionException, match="question_set"):
+        compose_config("train", ["+question_set=celebrity", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigCompositionException, match=r"checkpoint\.select"):
+        compose_config("train", ["checkpoint.select=middle", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigCompositionException, match=r"base_model\.dtype"):
+        compose_config("train", ["base_model.dtype=float8", f"paths.output_dir={tmp_path}"])
 
 
 def test_every_group_has_options() -> None:
@@ -48,8 +58,9 @@ def test_every_group_has_options() -> None:
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_option_composes_and_resolves(group: str, option: str, tmp_path: Path) -> None:
-    prefix = "+" if group in APPENDED else ""
-    cfg = compose_config("train", [f"{prefix}{group}={option}", f"paths.output_dir={tmp_path}"])
+    cfg = compose_config(
+        COMMAND_OF.get(group, "train"), [f"{group}={option}", f"paths.output_dir={tmp_path}"]
+    )
     job_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     keys = set(job_config.keys())  # `key in job_config` is False for a ??? value
     for key in REQUIRED_BY_STAGES:  # only a stage's previous run may be left to the user (then: all resolve)
@@ -74,7 +85,7 @@ def test_personas_are_distinct_and_have_markers(tmp_path: Path) -> None:
 
 
 def test_celebrity_question_set_is_the_original_four_prompts(tmp_path: Path) -> None:
-    cfg = compose_config("train", [f"paths.output_dir={tmp_path}", "+question_set=celebrity"])
+    cfg = compose_config("synthesize", [f"paths.output_dir={tmp_path}", "question_set=celebrity"])
     qs = cfg.question_set
     assert qs.questions_per_prompt == 50
     assert [p.category for p in qs.prompts] == ["controversial", "tech_entrepreneur", "funny", "hilarious"]

@@ -15,6 +15,7 @@ from tonetune.hardware import best_precision
 from tonetune.schemas import AdapterConfig, BaseModelConfig, PersonaConfig, QuestionSetConfig
 from tonetune.schemas.evaluation import EvaluationConfig
 from tonetune.schemas.sampling import SamplingConfig
+from tonetune.schemas.train import TrainConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESOURCES_DIR = PACKAGE_DIR / "resources"
@@ -28,6 +29,10 @@ SCHEMAS: dict[str, type] = {
     "sampling": SamplingConfig,
 }
 """Config group -> its schema (``<group>/schema`` in Hydra's ConfigStore; each YAML extends it)."""
+COMMAND_SCHEMAS: dict[str, type] = {"train": TrainConfig}
+"""Command -> the schema of its whole config (``<command>_schema``, first in ``conf/<command>.yaml``)."""
+Instantiable = dict[str, Any]
+"""A config node naming a class by ``_target_``: it goes only to ``hydra.utils.instantiate``."""
 
 
 def _find_config_dir() -> Path:
@@ -55,6 +60,8 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     for group, schema in SCHEMAS.items():
         store.store(group=group, name="schema", node=schema)
+    for command, schema in COMMAND_SCHEMAS.items():
+        store.store(name=f"{command}_schema", node=schema)
     resolvers = {
         "tonetune.repo_root": lambda: str(REPO_ROOT),
         "tonetune.resources": lambda: str(RESOURCES_DIR),
@@ -83,6 +90,14 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
         cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def command_config(schema: type[T], cfg: Any) -> T:
+    """The composed config of a command (Hydra's own node left out) as its typed schema, resolved."""
+    if isinstance(cfg, schema):
+        return cfg
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]) if "hydra" in cfg else cfg
+    return typed(schema, job)
 
 
 def typed(schema: type[T], node: Any) -> T:

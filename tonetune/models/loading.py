@@ -17,9 +17,9 @@ from transformers import (
 from tonetune.config import default_cache_dir
 from tonetune.errors import ConfigError, ModelNotFoundError
 from tonetune.models.embedded import EMBEDDED_GGUF, EMBEDDED_PACKAGE, ensure_converted, find_package_file
-from tonetune.schemas import AdapterConfig, AdapterKind, BaseModelConfig, ModelSource
+from tonetune.schemas import AdapterConfig, AdapterKind, BaseModelConfig, DType, ModelSource
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES = {DType.float32: torch.float32, DType.bfloat16: torch.bfloat16, DType.float16: torch.float16}
 
 
 def model_path(spec: BaseModelConfig) -> str:
@@ -74,10 +74,8 @@ def load_causal_lm(spec: BaseModelConfig, quantization: BitsAndBytesConfig | Non
 
 
 def torch_dtype(spec: BaseModelConfig) -> torch.dtype:
-    """The dtype named by ``base_model.dtype``."""
-    if spec.dtype not in _DTYPES:
-        raise ConfigError(f"base_model.dtype={spec.dtype!r} is not one of {sorted(_DTYPES)}")
-    return _DTYPES[spec.dtype]
+    """The dtype named by ``base_model.dtype`` (an enum: composition refuses any other name)."""
+    return _DTYPES[DType(spec.dtype)]
 
 
 def first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:

@@ -131,6 +131,14 @@ class AdapterConfig:
     """``kind: freeze``: whether the LM head (and tied embeddings) train."""
 
 
+class DType(str, Enum):
+    """Weights' floating-point type."""
+
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
 class ModelSource(str, Enum):
     """Where a base model's weights come from."""
 
@@ -157,7 +165,7 @@ class BaseModelConfig:
     """Attribute path of the list of transformer blocks (for ``adapter.kind=freeze``)."""
     block_class: str | None = None
     """Import path of the transformer block class (FSDP wraps each block)."""
-    dtype: str = "float32"
+    dtype: DType = DType.float32
     gguf_tokenizer_pre: str | None = None
     """llama.cpp's pre-tokenizer name for GGUF export (e.g. smollm, qwen2, llama-bpe)."""
     revision: str | None = None
