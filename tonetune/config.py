@@ -6,6 +6,7 @@ Nothing happens at import: entrypoints (and ``compose``) call ``register_configs
 from __future__ import annotations
 
 import os
+from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -108,6 +109,13 @@ def typed(schema: type[T], node: Any) -> T:
         node = OmegaConf.to_container(node, resolve=True)
     merged = OmegaConf.merge(OmegaConf.structured(schema), node)
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def plain_config(config: Any) -> Any:
+    """A typed config (a dataclass) or a config node as plain, resolved containers (enums as names)."""
+    if is_dataclass(config) and not isinstance(config, type):
+        config = OmegaConf.structured(config)
+    return plain(config)
 
 
 def plain(node: Any) -> Any:

@@ -42,14 +42,16 @@ def instantiate_named(group: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(node) for node in group.values() if node and "_target_" in node]
 
 
-def resolved_job_config(cfg: DictConfig) -> dict[str, Any]:
-    """The job's config as plain, resolved containers (without Hydra's own node, when present)."""
+def resolved_job_config(cfg: Any) -> dict[str, Any]:
+    """The job's config (composed, or typed) as plain, resolved containers (without Hydra's own node)."""
+    if not OmegaConf.is_config(cfg):
+        cfg = OmegaConf.structured(cfg)
     job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     return OmegaConf.to_container(job, resolve=True, enum_to_str=True)  # type: ignore[return-value]
 
 
-def save_resolved_config(cfg: DictConfig, path: Path) -> None:
-    """Write ``cfg`` fully resolved, so the run folder explains itself without Hydra."""
+def save_resolved_config(cfg: Any, path: Path) -> None:
+    """Write the config fully resolved, so the run folder explains itself without Hydra."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(OmegaConf.to_yaml(resolved_job_config(cfg)))
 

@@ -6,16 +6,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
+from tonetune.config import command_config
 from tonetune.models.runs import METRICS_FILE, read_run
 from tonetune.runtime import task_wrapper, write_json
+from tonetune.schemas.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
 @task_wrapper
-def run_training(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_training(cfg: TrainConfig | Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """``tonetune-train``: fit and save, then (``evaluate_after_training``) evaluate.
 
     The evaluation uses the trained model as it is in memory (no second load); its report goes to
@@ -23,15 +23,16 @@ def run_training(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     from tonetune.training.train import train
 
-    metrics, objects = train(cfg)
+    config = command_config(TrainConfig, cfg)
+    metrics, objects = train(config)
     trainer = objects["trainer"]
-    if cfg.get("evaluate_after_training") and trainer.is_global_zero:
-        metrics.update(evaluate_trained(cfg, objects))
+    if config.evaluate_after_training and trainer.is_global_zero:
+        metrics.update(evaluate_trained(objects["config"], objects))
         write_json(metrics, Path(objects["run_dir"]) / METRICS_FILE)
     return metrics, objects
 
 
-def evaluate_trained(cfg: DictConfig, objects: dict[str, Any]) -> dict[str, float]:
+def evaluate_trained(config: TrainConfig, objects: dict[str, Any]) -> dict[str, float]:
     """Evaluate the module's model (adapter runs: base and fine-tuned from this one copy)."""
     from tonetune.evaluation.evaluate import EVALUATION_DIR, evaluate_run
     from tonetune.evaluation.lineup import models_from
@@ -41,11 +42,11 @@ def evaluate_trained(cfg: DictConfig, objects: dict[str, Any]) -> dict[str, floa
     models = models_from(run, objects["module"].model, objects["tokenizer"])
     result, _ = evaluate_run(
         run,
-        EvaluationSettings.from_cfg(cfg.evaluation),
+        EvaluationSettings.from_cfg(config.evaluation),
         models,
         run.dir / EVALUATION_DIR,
         list(objects["trainer"].loggers),
-        Path(cfg.paths.response_cache),
+        Path(config.paths.response_cache),
     )
     return {
         f"eval/{name}/{metric}": value

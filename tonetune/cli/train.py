@@ -19,13 +19,15 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @exit_on_user_error("tonetune-train")
 def _main(cfg: DictConfig) -> float | None:
+    from tonetune.config import command_config
+    from tonetune.schemas.train import TrainConfig
     from tonetune.workflows import run_training
 
-    metrics, objects = run_training(cfg)
+    config = command_config(TrainConfig, cfg)  # typed once, here: no stage below reads a DictConfig
+    metrics, objects = run_training(config)
     if objects["trainer"].is_global_zero:
         print(f"Run folder: {objects['run_dir']} (model/, metrics.json, config.yaml)")
-    metric = cfg.get("optimized_metric")
-    return metrics.get(metric) if metric else None
+    return metrics.get(config.optimized_metric) if config.optimized_metric else None
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig
 from peft import PeftModel
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
@@ -25,12 +24,13 @@ from tonetune.models.loading import first_non_finite
 from tonetune.models.loss import causal_lm
 from tonetune.models.runs import CONFIG_FILE, MODEL_DIR
 from tonetune.runtime import save_resolved_config
+from tonetune.schemas.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
 def save_run(
-    run_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase, cfg: DictConfig, sampling: Sampling
+    run_dir: Path, model: Any, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, sampling: Sampling
 ) -> Path:
     """Save adapter (or full) weights as safetensors with the tokenizer, generation defaults and config.
 
@@ -49,7 +49,7 @@ def save_run(
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     generation_defaults(model, sampling).save_pretrained(model_dir)
-    save_resolved_config(cfg, run_dir / CONFIG_FILE)
+    save_resolved_config(config, run_dir / CONFIG_FILE)
     return model_dir
 
 

@@ -13,22 +13,20 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
-from omegaconf import DictConfig
 
 from tonetune.errors import ConfigError
+from tonetune.schemas.train import TrainConfig
 
 
-def check_options(cfg: DictConfig) -> None:
-    """Refuse settings that fail late or train silently for nothing."""
-    lr = cfg.optimizer.get("lr")
+def check_options(config: TrainConfig) -> None:
+    """Refuse settings that fail late or train silently for nothing (types were checked at composition)."""
+    lr = config.optimizer.get("lr")
     if lr is not None and not float(lr) > 0:
         raise ConfigError(f"optimizer.lr={lr}: must be above 0 (nothing would train)")
     for key in ("batch_size", "eval_batch_size", "max_length"):
-        value = cfg.data.get(key)
-        if value is not None and int(value) < 1:
+        value = getattr(config.data, key)
+        if value is not None and value < 1:
             raise ConfigError(f"data.{key}={value}: must be at least 1")
-    if cfg.checkpoint.select not in {"best", "last"}:
-        raise ConfigError(f"checkpoint.select={cfg.checkpoint.select!r} is not one of best, last")
 
 
 def read_checkpoint(ckpt_path: str) -> dict[str, Any]:

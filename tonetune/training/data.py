@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
 
+from tonetune.schemas.train import DataConfig
 from tonetune.training.objectives import Objective, Reads
 
 CHAT = "tonetune.data.datamodule.ChatDataModule"
@@ -17,9 +18,9 @@ READERS = {
 }
 
 
-def build_datamodule(data: DictConfig, objective: Objective, **kwargs: Any) -> Any:
+def build_datamodule(data: DataConfig, objective: Objective, **kwargs: Any) -> Any:
     """``data`` instantiated with the reader ``objective`` needs (a custom ``_target_`` is kept)."""
-    node = data
-    if data.get("_target_") == CHAT and READERS[objective.reads] != CHAT:
-        node = OmegaConf.merge(data, {"_target_": READERS[objective.reads]})
+    node = asdict(data)
+    if node["_target_"] == CHAT:
+        node["_target_"] = READERS[objective.reads]
     return hydra.utils.instantiate(node, **kwargs, **objective.data_options())

@@ -11,17 +11,15 @@ from typing import Any
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
-from omegaconf import DictConfig
 
-from tonetune.config import plain, typed
+from tonetune.config import Instantiable, command_config, plain_config
 from tonetune.generation.sampling import Sampling
 from tonetune.hardware import precision_reason
 from tonetune.models.loading import load_tokenizer
 from tonetune.models.runs import METRICS_FILE
 from tonetune.persona import persona_instructions
-from tonetune.runtime import instantiate_named, resolved_job_config, write_json
-from tonetune.schemas import BaseModelConfig, PersonaConfig
-from tonetune.schemas.sampling import SamplingConfig
+from tonetune.runtime import instantiate_named, write_json
+from tonetune.schemas.train import TrainConfig
 from tonetune.training.artifacts import best_checkpoint_path, save_run, select_weights
 from tonetune.training.callbacks import LastCheckpoint, SaveOnInterrupt, StopOnNonFinite
 from tonetune.training.checks import check_options, check_resumable, read_checkpoint
@@ -34,67 +32,68 @@ from tonetune.training.reference import compute_reference
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Build data, model, callbacks, loggers and trainer from ``cfg``; fit; save the run folder.
+def train(cfg: TrainConfig | Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Build data, model, callbacks, loggers and trainer from the config; fit; save the run folder.
 
-    ``tonetune.workflows.run_training`` is the whole task (evaluation after training, W&B closed).
+    ``cfg`` is typed at the door (a composed config becomes a ``TrainConfig``; every value checked
+    before anything loads). ``tonetune.workflows.run_training`` is the whole task (evaluation after
+    training, W&B closed).
     """
-    check_options(cfg)
-    objective = build_objective(cfg.objective)
-    sampling = Sampling.from_config(typed(SamplingConfig, cfg.evaluation.sampling), "evaluation.sampling")
-    resolve_init_from(cfg)
-    checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
-    L.seed_everything(cfg.seed, workers=True)
-    run_dir = Path(cfg.paths.output_dir)
-    tokenizer = load_tokenizer(typed(BaseModelConfig, cfg.base_model))
-    system_prompt = (
-        persona_instructions(typed(PersonaConfig, cfg.persona)) if cfg.prepend_system_prompt else None
-    )
-    datamodule = build_datamodule(cfg.data, objective, tokenizer=tokenizer, system_prompt=system_prompt)
+    config = command_config(TrainConfig, cfg)
+    check_options(config)
+    objective = build_objective(config.objective)
+    sampling = Sampling.from_config(config.evaluation.sampling, "evaluation.sampling")
+    config = resolve_init_from(config)
+    checkpoint = read_checkpoint(config.ckpt_path) if config.ckpt_path else None
+    L.seed_everything(config.seed, workers=True)
+    run_dir = Path(config.paths.output_dir)
+    tokenizer = load_tokenizer(config.base_model)
+    system_prompt = persona_instructions(config.persona) if config.prepend_system_prompt else None
+    datamodule = build_datamodule(config.data, objective, tokenizer=tokenizer, system_prompt=system_prompt)
     datamodule.setup("fit")
-    trainer = _trainer(cfg, run_dir, lambda m: save_run(run_dir, m.model, tokenizer, cfg, sampling))
+    trainer = _trainer(config, run_dir, lambda m: save_run(run_dir, m.model, tokenizer, config, sampling))
     module = ToneTuneModule(
-        model=trainable_model(cfg),
+        model=trainable_model(config),
         objective=objective,
-        optimizer=hydra.utils.instantiate(cfg.optimizer),
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        optimizer=hydra.utils.instantiate(config.optimizer),
+        scheduler=hydra.utils.instantiate(config.scheduler) if config.scheduler else None,
         total_steps=optimizer_steps(trainer, len(datamodule.train_dataloader())),
-        hparams={key: plain(cfg[key]) for key in ("base_model", "adapter", "objective")},
-        **cfg.module,
+        hparams={key: plain_config(getattr(config, key)) for key in ("base_model", "adapter", "objective")},
+        warmup_ratio=config.module.warmup_ratio,
+        compile=config.module.compile,
     )
     if checkpoint is not None:
-        check_resumable(checkpoint, module, cfg.ckpt_path)
+        check_resumable(checkpoint, module, config.ckpt_path)
         del checkpoint
     baseline = _prepare_reference(module, datamodule, run_dir)
-    if cfg.get("validate_before_training"):
+    if config.validate_before_training:
         scores = trainer.validate(module, datamodule=datamodule, verbose=False, weights_only=True)[0]
         baseline.update({f"{name}_before": value for name, value in scores.items()})
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-    seconds = time.perf_counter() - started
-
-    metrics = {**baseline, **_final_metrics(trainer, module, seconds)}
-    metrics["model_weights"] = select_weights(trainer, module, cfg.checkpoint.select)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=config.ckpt_path, weights_only=True)
+    metrics = {**baseline, **_final_metrics(trainer, module, time.perf_counter() - started)}
+    metrics["model_weights"] = select_weights(trainer, module, config.checkpoint.select.value)
     if trainer.is_global_zero:
-        model_dir = save_run(run_dir, module.model, tokenizer, cfg, sampling)
+        model_dir = save_run(run_dir, module.model, tokenizer, config, sampling)
         write_json(metrics, run_dir / METRICS_FILE)
         log.info("Model saved to %s; metrics in %s", model_dir, run_dir / METRICS_FILE)
     objects = {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}
-    return metrics, {**objects, "tokenizer": tokenizer}
+    return metrics, {**objects, "tokenizer": tokenizer, "config": config}
 
 
-def _trainer(cfg: DictConfig, run_dir: Path, save: Any) -> L.Trainer:
+def _trainer(config: TrainConfig, run_dir: Path, save: Any) -> L.Trainer:
     """The Lightning Trainer with the configured callbacks and loggers, saving the run on Ctrl-C."""
-    loggers = instantiate_named(cfg.get("logger"))
-    callbacks = _compatible(instantiate_named(cfg.get("callbacks")), loggers, cfg.trainer)
+    loggers = instantiate_named(config.logger)
+    callbacks = _compatible(instantiate_named(config.callbacks), loggers, config.trainer)
     last = next(
         (c.path for c in callbacks if isinstance(c, LastCheckpoint)), run_dir / "checkpoints" / "last.ckpt"
     )
     callbacks += [SaveOnInterrupt(save, last), StopOnNonFinite()]
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    log.info("Training in %s", precision_reason(str(cfg.trainer.precision), str(cfg.trainer.accelerator)))
+    trainer: L.Trainer = hydra.utils.instantiate(config.trainer, callbacks=callbacks, logger=loggers)
+    precision, accelerator = str(config.trainer["precision"]), str(config.trainer["accelerator"])
+    log.info("Training in %s", precision_reason(precision, accelerator))
     for logger in trainer.loggers:
-        logger.log_hyperparams(resolved_job_config(cfg))
+        logger.log_hyperparams(plain_config(config))
     return trainer
 
 
@@ -114,7 +113,7 @@ def optimizer_steps(trainer: L.Trainer, batches_per_epoch: int) -> int:
     return min(total, trainer.max_steps) if trainer.max_steps and trainer.max_steps > 0 else total
 
 
-def _compatible(callbacks: list[Any], loggers: list[Any], trainer_cfg: DictConfig) -> list[Any]:
+def _compatible(callbacks: list[Any], loggers: list[Any], trainer_cfg: Instantiable) -> list[Any]:
     """Drop callbacks that Lightning refuses with these trainer settings, instead of failing."""
     if not loggers:  # a learning-rate monitor needs somewhere to log
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
