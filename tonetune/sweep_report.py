@@ -14,6 +14,8 @@ from omegaconf import OmegaConf
 
 from tonetune.errors import ToneTuneError
 
+# Training metrics, then the fine-tuned model's headline metrics of tonetune/evaluation/registry.py
+# (as the evaluation logs them); tests/test_metric_registry.py checks they are headline metrics there.
 SHOWN_METRICS = [
     "val/loss",
     "val/loss_before",

@@ -28,7 +28,7 @@ from tonetune.evaluation.outputs import write_outputs
 from tonetune.evaluation.perplexity import answer_nll
 from tonetune.evaluation.pressure import ask_pressure, pressure_report
 from tonetune.evaluation.questions import evaluation_sets
-from tonetune.evaluation.results import SetResult
+from tonetune.evaluation.results import EvaluationResult, SetResult, SetSummary
 from tonetune.evaluation.scoring import Scorer, Scores, ToneReader, compare
 from tonetune.evaluation.settings import REFERENCE, EvaluationSettings
 from tonetune.evaluation.tone import base_client, train_tone_reader
@@ -193,37 +193,40 @@ def _result(
     results: list[SetResult],
     classifiers: dict[str, Any],
     judge: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """metrics.json: context, and per question set the metrics, intervals and differences."""
     sets = {r.questions.name: _set_summary(r) for r in results}
-    main = sets[results[0].questions.name]
-    if judge:
-        for opponent, summary in judge["pairwise"].items():
-            main["metrics"][settings.judge_candidate][f"judge/win_rate_vs_{opponent}"] = summary["win_rate"]
-        for name, scores in judge["fidelity"].items():
-            main["metrics"][name]["judge/fidelity"] = scores["fidelity"]
-    return {
-        "context": _context(run, settings, models, results),
-        "metrics": main["metrics"],
-        "intervals": main["intervals"],
-        "differences": main["differences"],
-        "sets": sets,
-        "judge": judge,
-        "classifier": classifiers,
-    }
+    return EvaluationResult(
+        context=_context(run, settings, models, results),
+        sets=_with_judge(sets, judge, settings.judge_candidate),
+        judge=judge,
+        classifier=classifiers,
+    )
 
 
-def _set_summary(result: SetResult) -> dict[str, Any]:
-    return {
-        "source": result.questions.source,
-        "questions": len(result.questions),
-        "has_references": result.questions.references is not None,
-        "metrics": {name: s.values() for name, s in result.scores.items()},
-        "intervals": {
-            name: {k: [e.low, e.high] for k, e in s.estimates.items()} for name, s in result.scores.items()
-        },
-        "differences": result.differences,
-    }
+def _set_summary(result: SetResult) -> SetSummary:
+    return SetSummary(
+        source=result.questions.source,
+        questions=len(result.questions),
+        has_references=result.questions.references is not None,
+        estimates={name: dict(s.estimates) for name, s in result.scores.items()},
+        differences=result.differences,
+    )
+
+
+def _with_judge(
+    sets: dict[str, SetSummary], judge: dict[str, Any] | None, candidate: str
+) -> dict[str, SetSummary]:
+    """The judge's win rates (the candidate's) and fidelity (each contestant's) on the main set."""
+    if not judge:
+        return sets
+    unbounded: dict[str, dict[str, float]] = {candidate: {}}
+    for opponent, summary in judge["pairwise"].items():
+        unbounded[candidate][f"judge/win_rate_vs_{opponent}"] = summary["win_rate"]
+    for name, scores in judge["fidelity"].items():
+        unbounded.setdefault(name, {})["judge/fidelity"] = scores["fidelity"]
+    name, main = next(iter(sets.items()))
+    return {**sets, name: replace(main, unbounded=unbounded)}
 
 
 def _context(

@@ -16,6 +16,7 @@ from tonetune import stats
 from tonetune.evaluation import metrics as m
 from tonetune.evaluation.answering import AnswerPool
 from tonetune.evaluation.contestants import Contestant
+from tonetune.evaluation.registry import names
 from tonetune.evaluation.scoring import ToneReader, compare, summarise
 from tonetune.evaluation.settings import MultiTurnSettings
 from tonetune.generation.sampling import Sampling
@@ -86,9 +87,8 @@ def drift(
 
 
 def _turn_values(tone: ToneReader, answers: list[str], previous: list[str] | None) -> dict[str, np.ndarray]:
-    values = {
-        k: v for k, v in tone.read(answers).items() if k in ("tone_classifier", "tone_classifier_masked")
-    }
+    read_each_turn = names(multi_turn=True)
+    values = {k: v for k, v in tone.read(answers).items() if k in read_each_turn}
     if previous is not None:
         values["repeats_previous"] = m.same_as_previous(answers, previous)
     return values

@@ -7,26 +7,29 @@ from pathlib import Path
 from typing import Any
 
 from tonetune.evaluation.confusion import contestant_rows
+from tonetune.evaluation.length_control import length_buckets
 from tonetune.evaluation.plots import confusion, curves, length_histogram, metric_bars
-from tonetune.evaluation.report import PLOTTED, render_report
-from tonetune.evaluation.results import SetResult
+from tonetune.evaluation.registry import names
+from tonetune.evaluation.report import render_report
+from tonetune.evaluation.results import EvaluationResult, SetResult
 from tonetune.evaluation.settings import REFERENCE
 from tonetune.runtime import write_json
 
 
 def write_outputs(
-    out_dir: Path, result: dict[str, Any], sets: list[SetResult], samples: int, loggers: list[Any]
+    out_dir: Path, result: EvaluationResult, sets: list[SetResult], samples: int, loggers: list[Any]
 ) -> list[Path]:
-    """Write everything into ``out_dir``; return the plots."""
+    """Write everything into ``out_dir``; return the plots. Nothing here changes ``result``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_transcripts(out_dir, result)
-    write_json(_without_transcripts(result), out_dir / "metrics.json")
+    write_json(_without_transcripts(result.to_json()), out_dir / "metrics.json")
     for index, s in enumerate(sets):
         _write_answers(s, out_dir / ("answers.jsonl" if index == 0 else f"answers_{s.questions.name}.jsonl"))
     plots = _plots(out_dir / "plots", result, sets)
     texts = _texts(sets[0])
+    by_length = length_buckets(sets[0], names(by_length=True))
     (out_dir / "report.md").write_text(
-        render_report(result, sets[0].questions.questions, texts, samples), "utf-8"
+        render_report(result, sets[0].questions.questions, texts, samples, by_length), "utf-8"
     )
     _log(loggers, result, sets[0].questions.questions, texts, plots)
     return plots
@@ -51,13 +54,14 @@ def _write_answers(s: SetResult, path: Path) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _plots(folder: Path, result: dict[str, Any], sets: list[SetResult]) -> list[Path]:
+def _plots(folder: Path, result: EvaluationResult, sets: list[SetResult]) -> list[Path]:
+    plotted = names(plotted=True)
     plots = [
-        metric_bars(result["metrics"], PLOTTED, folder / "metrics.png", result["intervals"]),
+        metric_bars(result["metrics"], plotted, folder / "metrics.png", result["intervals"]),
         length_histogram(_texts(sets[0]), folder / "answer_lengths.png"),
     ]
     for name, s in list(result["sets"].items())[1:]:
-        plots.append(metric_bars(s["metrics"], PLOTTED, folder / f"metrics_{name}.png", s["intervals"]))
+        plots.append(metric_bars(s["metrics"], plotted, folder / f"metrics_{name}.png", s["intervals"]))
     speakers, rows = contestant_rows(result["metrics"])
     if rows:
         title = "Who is speaking: share of each contestant's answers read as each speaker"
@@ -81,7 +85,7 @@ def _pressure_plot(pressure: dict[str, Any], path: Path) -> Path:
     return metric_bars(values, pressure["probes"], path, bounds, title=title)
 
 
-def _write_transcripts(out_dir: Path, result: dict[str, Any]) -> None:
+def _write_transcripts(out_dir: Path, result: EvaluationResult) -> None:
     """Pressure answers and multi-turn conversations to their own JSONL files (not metrics.json)."""
     if pressure := result.get("pressure"):
         answers = pressure["answers"]
@@ -110,7 +114,7 @@ def _without_transcripts(result: dict[str, Any]) -> dict[str, Any]:
 
 def _log(
     loggers: list[Any],
-    result: dict[str, Any],
+    result: EvaluationResult,
     questions: list[str],
     texts: dict[str, list[str]],
     plots: list[Path],

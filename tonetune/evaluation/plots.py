@@ -11,11 +11,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from tonetune.evaluation.registry import Better, better
 from tonetune.evaluation.settings import REFERENCE
 from tonetune.persona import word_count
-
-LOWER_IS_BETTER = {"reference_ppl", "repetition", "empty", "repeats_previous"}
-TARGET_ONE = {"length_ratio", "relevance_ratio"}  # the reference answers' own value
 
 
 def metric_bars(
@@ -53,12 +51,13 @@ def _bars(ax: Any, metric: str, contestants: list[str], metrics: dict, intervals
     colors = [f"C{i % 10}" for i in range(len(contestants))]
     bars = ax.bar(range(len(contestants)), values, yerr=errors, capsize=4, color=colors)
     ax.bar_label(bars, fmt="%.2f", fontsize=8, label_type="center")
-    target = 1.0 if metric in TARGET_ONE else metrics.get(REFERENCE, {}).get(metric)
+    direction = better(metric)
+    target = 1.0 if direction is Better.ONE else metrics.get(REFERENCE, {}).get(metric)
     if target is not None:
         ax.axhline(target, color="black", linestyle="--", linewidth=1, label="reference")
         ax.legend(fontsize=7, loc="lower right")
-    better = "1 = reference" if metric in TARGET_ONE else ("lower" if metric in LOWER_IS_BETTER else "higher")
-    ax.set_title(f"{metric} ({better}{'' if metric in TARGET_ONE else ' is better'})", fontsize=10)
+    suffix = "" if direction is Better.ONE else " is better"
+    ax.set_title(f"{metric} ({direction.value}{suffix})", fontsize=10)
     ax.set_xticks(range(len(contestants)), contestants, rotation=20, fontsize=8)
     ax.margins(y=0.2)
 

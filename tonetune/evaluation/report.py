@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from tonetune.evaluation.length_control import length_lines
+from tonetune.evaluation.registry import names
 from tonetune.evaluation.report_sections import (
     capability_lines,
     multi_turn_lines,
@@ -11,53 +14,34 @@ from tonetune.evaluation.report_sections import (
     speaker_lines,
     validity_lines,
 )
-from tonetune.evaluation.scoring import NEEDS_REFERENCE
 from tonetune.evaluation.settings import REFERENCE
 from tonetune.markdown import differences_table, metrics_table, number, with_interval
 
-# The metrics a reader looks at first (the CLI table, the model card).
-HEADLINE = [
-    "tone_classifier",
-    "tone_classifier_masked",
-    "marker/all",
-    "length_ratio",
-    "relevance_ratio",
-    "stopped",
-    "reference_ppl",
-    "judge/fidelity",
-]
-PLOTTED = [
-    "tone_classifier",
-    "tone_classifier_masked",
-    "marker/all",
-    "length_in_range",
-    "length_ratio",
-    "relevance_ratio",
-    "similarity_to_reference",
-    "rouge_l",
-    "stopped",
-    "distinct_2",
-    "repetition",
-    "reference_ppl",
-]
 
-
-def headline(result: dict[str, Any]) -> str:
+def headline(result: Mapping[str, Any]) -> str:
     """Per question set: the headline table with intervals, then the candidate's differences."""
     blocks = []
     for name, s in result["sets"].items():
         lines = [f"Question set `{name}`: {s['questions']} questions from {s['source']}", ""]
-        lines.append(metrics_table(s["metrics"], HEADLINE, s["intervals"]))
+        shown = names(headline=True)
+        lines.append(metrics_table(s["metrics"], shown, s["intervals"]))
         if s["differences"]:
-            lines += ["", differences_table(result["context"]["candidate"], s["differences"], HEADLINE)]
+            lines += ["", differences_table(result["context"]["candidate"], s["differences"], shown)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
 def render_report(
-    result: dict[str, Any], questions: list[str], answers: dict[str, list[str]], samples: int
+    result: Mapping[str, Any],
+    questions: list[str],
+    answers: dict[str, list[str]],
+    samples: int,
+    by_length: dict[str, Any] | None = None,
 ) -> str:
-    """The whole report as Markdown."""
+    """The whole report as Markdown, from metrics.json's content (read, never changed).
+
+    ``by_length``: the tone readers' shares per answer-length bucket (``length_control``).
+    """
     context = result["context"]
     lines = [
         f"# Does `{context['run_name']}` speak as {context['persona']}?",
@@ -67,13 +51,14 @@ def render_report(
         "",
         "## Headline (95% bootstrap intervals by question)",
         "",
-        metrics_table(result["metrics"], HEADLINE, result["intervals"]),
+        metrics_table(result["metrics"], names(headline=True), result["intervals"]),
         "",
         *(
-            [differences_table(context["candidate"], result["differences"], HEADLINE), ""]
+            [differences_table(context["candidate"], result["differences"], names(headline=True)), ""]
             if result["differences"]
             else []
         ),
+        *length_lines(by_length),
         *_reference_note(result),
         *speaker_lines(result["classifier"], result["metrics"]),
         "## Every metric",
@@ -94,7 +79,7 @@ def render_report(
     return "\n".join(lines)
 
 
-def _context_lines(result: dict[str, Any]) -> list[str]:
+def _context_lines(result: Mapping[str, Any]) -> list[str]:
     context, classifier = result["context"], result["classifier"]
     sets = ", ".join(f"`{name}` ({n} questions)" for name, n in context["questions"].items())
     plain, masked = classifier["tone_classifier"], classifier["tone_classifier_masked"]
@@ -124,27 +109,27 @@ def _context_lines(result: dict[str, Any]) -> list[str]:
     ]
 
 
-def _reference_note(result: dict[str, Any]) -> list[str]:
+def _reference_note(result: Mapping[str, Any]) -> list[str]:
     if REFERENCE in result["metrics"]:
         return []
     return [
-        f"The question list has no reference answers: {', '.join(NEEDS_REFERENCE)} are left out.",
+        f"The question list has no reference answers: {', '.join(names(needs_reference=True))} are left out.",
         "",
     ]
 
 
-def _other_sets(result: dict[str, Any]) -> list[str]:
-    lines = []
+def _other_sets(result: Mapping[str, Any]) -> list[str]:
+    lines, shown = [], names(headline=True)
     for name, s in list(result["sets"].items())[1:]:
         note = "" if s["has_references"] else " (no reference answers: reference-based metrics left out)"
         lines += [
             f"## Question set `{name}`: {s['questions']} questions from `{s['source']}`{note}",
             "",
-            metrics_table(s["metrics"], HEADLINE, s["intervals"]),
+            metrics_table(s["metrics"], shown, s["intervals"]),
             "",
         ]
         if s["differences"]:
-            lines += [differences_table(result["context"]["candidate"], s["differences"], HEADLINE), ""]
+            lines += [differences_table(result["context"]["candidate"], s["differences"], shown), ""]
     return lines
 
 

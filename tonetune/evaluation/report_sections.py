@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tonetune.evaluation.multi_turn import turn_metric_names
+from tonetune.evaluation.registry import names
 from tonetune.markdown import differences_table, metrics_table, with_interval
-
-PRESSURE_METRICS = ["tone_classifier", "tone_classifier_masked", "marker/all"]
 
 
 def pressure_lines(pressure: dict[str, Any] | None, candidate: str) -> list[str]:
@@ -32,10 +31,10 @@ def pressure_lines(pressure: dict[str, Any] | None, candidate: str) -> list[str]
         "",
         "Over all probes:",
         "",
-        metrics_table(pressure["metrics"], PRESSURE_METRICS, pressure["intervals"]),
+        metrics_table(pressure["metrics"], names(pressure=True), pressure["intervals"]),
     ]
     if pressure["differences"]:
-        lines += ["", differences_table(candidate, pressure["differences"], PRESSURE_METRICS)]
+        lines += ["", differences_table(candidate, pressure["differences"], names(pressure=True))]
     return [*lines, "", "![pressure](plots/pressure.png)", ""]
 
 
@@ -63,10 +62,10 @@ def multi_turn_lines(multi_turn: dict[str, Any] | None, candidate: str) -> list[
             )
             cells.append(_cell(values["tone_classifier"]) + repeat)
         lines.append(f"| {turn + 1} | " + " | ".join(cells) + " |")
-    names = turn_metric_names(multi_turn["turns"])
-    lines += ["", metrics_table(multi_turn["metrics"], names, multi_turn["intervals"])]
+    summaries = turn_metric_names(multi_turn["turns"])
+    lines += ["", metrics_table(multi_turn["metrics"], summaries, multi_turn["intervals"])]
     if multi_turn["differences"]:
-        lines += ["", differences_table(candidate, multi_turn["differences"], names)]
+        lines += ["", differences_table(candidate, multi_turn["differences"], summaries)]
     return [*lines, "", "![multi-turn](plots/multi_turn.png)", ""]
 
 

@@ -17,12 +17,9 @@ from tonetune.data.questions import QuestionSet
 from tonetune.evaluation import metrics as m
 from tonetune.evaluation.classifier import ToneClassifier
 from tonetune.evaluation.confusion import SpeakerReader
+from tonetune.evaluation.registry import Answers, Kind, computed, is_paired
 from tonetune.models.embeddings import embed
 from tonetune.schemas import PersonaConfig
-
-# Metrics whose estimate is a ratio to the reference answers' mean (1 = like the reference).
-RATIOS = {"length_ratio": ("words", "words"), "relevance_ratio": ("relevance", "relevance")}
-NEEDS_REFERENCE = ["length_ratio", "relevance_ratio", "similarity_to_reference", "rouge_l", "reference_ppl"]
 
 
 @dataclass
@@ -78,27 +75,36 @@ class Scorer:
         self.question_vectors = embed(self.questions.questions)
         self.indices = stats.resample_indices(len(self.questions))
         self.reference: Scores | None = None
+        self.reference_vectors: np.ndarray | None = None
         if self.questions.references is not None:
             self.reference_vectors = embed(self.questions.references)
             self.reference = self.score(self.questions.references, None)
 
     def score(self, texts: Sequence[str], finish_reasons: Sequence[str] | None) -> Scores:
-        """Every metric of these answers (one per question, in order)."""
+        """Every registered metric of these answers (one per question, in order).
+
+        ``finish_reasons`` is None for the reference answers themselves.
+        """
         vectors = embed(list(texts))
         values = self.tone.read(texts, vectors)
-        values["words"] = m.words(texts)
-        values["relevance"] = m.pairwise_cosine(vectors, self.question_vectors)
-        if self.reference is not None and finish_reasons is not None:
-            values["similarity_to_reference"] = m.pairwise_cosine(vectors, self.reference_vectors)
-            values["rouge_l"] = m.rouge_l(texts, self.questions.references)
-        if finish_reasons is not None:
-            values["stopped"] = m.stopped(finish_reasons)
-        values["repetition"] = m.repeats_itself(texts)
-        values["empty"] = m.empty(texts)
+        answers = Answers(
+            texts,
+            vectors,
+            finish_reasons,
+            self.question_vectors,
+            self.questions.references,
+            self.reference_vectors,
+            values,
+            None if self.reference is None else self.reference.per_answer,
+            self.indices,
+        )
+        for metric in computed(Kind.ANSWER):
+            if metric.applies(answers):
+                values[metric.name] = metric.compute(answers)
         scores = Scores(values, {name: stats.mean(v, self.indices) for name, v in values.items()})
-        scores.estimates["mean_words"] = scores.estimates.pop("words")
-        self._add_ratios(scores, finish_reasons is not None)
-        scores.estimates["distinct_2"] = self._distinct(texts)
+        for metric in computed(Kind.SET):
+            if metric.applies(answers):
+                scores.estimates[metric.name] = metric.compute(answers)
         return scores
 
     def add_perplexity(self, scores: Scores, nll: np.ndarray, tokens: np.ndarray) -> None:
@@ -107,18 +113,6 @@ class Scorer:
         scores.estimates["reference_ppl"] = stats.Estimate(
             float(np.exp(ratio.value)), float(np.exp(ratio.low)), float(np.exp(ratio.high)), ratio.n
         )
-
-    def _add_ratios(self, scores: Scores, is_contestant: bool) -> None:
-        if self.reference is None or not is_contestant:
-            return
-        for name, (mine, theirs) in RATIOS.items():
-            scores.estimates[name] = stats.ratio_of_means(
-                scores.per_answer[mine], self.reference.per_answer[theirs], self.indices
-            )
-
-    def _distinct(self, texts: Sequence[str]) -> stats.Estimate:
-        texts = list(texts)
-        return stats.jackknife(lambda idx: m.distinct_n([texts[i] for i in idx], 2), len(texts))
 
 
 PerItem = dict[str, dict[str, np.ndarray]]
@@ -135,7 +129,7 @@ def compare(per_item: PerItem, candidate: str, indices: np.ndarray) -> dict[str,
         if name == candidate:
             continue
         result[name] = {}
-        for metric in sorted(theirs.keys() & mine.keys() - {"words"}):
+        for metric in sorted(k for k in theirs.keys() & mine.keys() if is_paired(k)):
             difference = stats.paired_difference(mine[metric], theirs[metric], indices)
             result[name][metric] = {**difference.as_dict(), "significant": difference.significant}
     return result

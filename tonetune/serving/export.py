@@ -24,13 +24,15 @@ from tonetune.persona import persona_instructions, single_turn
 from tonetune.serving.gguf_export import check_exportable, modelfile, write_gguf
 
 log = logging.getLogger(__name__)
+# The metrics with ``card=True`` in tonetune/evaluation/registry.py, in its order. serving/ cannot
+# import evaluation/ (stages never import each other), so tests/test_metric_registry.py keeps the two equal.
 CARD_METRICS = [
     "tone_classifier",
     "tone_classifier_masked",
     "marker/all",
+    "stopped",
     "length_ratio",
     "relevance_ratio",
-    "stopped",
 ]
 
 
