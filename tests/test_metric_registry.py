@@ -173,21 +173,21 @@ def test_the_typed_result_is_today_s_metrics_json_and_writers_leave_it_alone(sco
 
 def test_tone_by_answer_length_counts_each_bucket(tmp_path: Path) -> None:
     questions = QuestionSet("test", "planted", QUESTIONS, REFERENCES)
-    words = np.array([1, 2, 3, 10, 11, 12, 20, 21, 22], dtype=float)
-    tone = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0], dtype=float)
+    words = np.array([5, 5, 5, 5, 12, 12, 12, 12, 30], dtype=float)  # terciles: 5 and 12
+    tone = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0], dtype=float)
     result = SetResult(questions)
     result.scores[REFERENCE] = Scores({"mean_words": words, "tone_classifier": tone})
     result.scores["finetuned"] = Scores({"mean_words": words[::-1].copy(), "tone_classifier": tone})
     buckets = length_buckets(result, ["tone_classifier", "tone_classifier_masked"])
-    assert buckets["labels"] == ["<= 7 words", "8-14 words", "> 14 words"]
+    assert buckets["labels"] == ["<= 5 words", "6-12 words", "> 12 words"]
     shares = buckets["rows"][REFERENCE]["tone_classifier"]
-    assert [(s["hits"], s["n"]) for s in shares] == [(3, 3), (1, 3), (0, 3)]
-    assert shares[1]["value"] == pytest.approx(1 / 3)
-    assert shares[1]["low"] == pytest.approx(stats.wilson(1, 3).low)
+    assert [(s["hits"], s["n"]) for s in shares] == [(4, 4), (1, 4), (0, 1)]
+    assert shares[1]["value"] == pytest.approx(1 / 4)
+    assert shares[1]["low"] == pytest.approx(stats.wilson(1, 4).low)
     assert [(s["hits"], s["n"]) for s in buckets["rows"]["finetuned"]["tone_classifier"]] == [
-        (0, 3),
-        (1, 3),
-        (3, 3),
+        (0, 4),
+        (4, 4),
+        (1, 1),
     ]
     assert "tone_classifier_masked" not in buckets["rows"][REFERENCE]
 
