@@ -17,7 +17,8 @@ from tests.test_synthesis import synth_overrides
 from tonetune.arena.app import Arena
 from tonetune.arena.contestants import ArenaContestant
 from tonetune.errors import DataError
-from tonetune.serving.export import GGUFSettings, export_run
+from tonetune.schemas.commands import GGUFSettings
+from tonetune.serving.export import export_run
 from tonetune.synthesis.synthesize import synthesize
 from tonetune.training.train import train
 

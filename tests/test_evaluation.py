@@ -53,7 +53,7 @@ NEUTRAL = [
 
 @pytest.fixture
 def persona(tmp_path: Path) -> PersonaConfig:
-    cfg = compose_config("evaluate", ["run_dir=x", f"paths.output_dir={tmp_path}", "+persona=elon_musk"])
+    cfg = compose_config("train", [f"paths.output_dir={tmp_path}", "persona=elon_musk"])
     return typed(PersonaConfig, cfg.persona)
 
 

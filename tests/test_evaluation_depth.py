@@ -138,7 +138,7 @@ def test_capability_is_measured_by_lm_eval_for_base_and_finetuned(evaluated) -> 
 def test_the_masked_classifier_cannot_see_the_markers(tmp_path: Path) -> None:
     """Texts that differ only by emojis and hashtags: the plain classifier tells them apart, the masked one
     cannot."""
-    cfg = compose_config("evaluate", ["run_dir=x", f"paths.output_dir={tmp_path}", "+persona=elon_musk"])
+    cfg = compose_config("train", [f"paths.output_dir={tmp_path}", "persona=elon_musk"])
     persona = typed(PersonaConfig, cfg.persona)
     marked = [f"{text} 🚀🔥 #Mars #Future" for text in NEUTRAL]
     assert [strip_markers(t, persona) for t in marked] == NEUTRAL

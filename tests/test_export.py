@@ -19,7 +19,8 @@ from tonetune.generation.engine import Engine
 from tonetune.generation.sampling import Sampling
 from tonetune.models.embedded import embedded_model_dir
 from tonetune.models.runs import load_run_model, read_run
-from tonetune.serving.export import GGUFSettings, export_run
+from tonetune.schemas.commands import GGUFSettings
+from tonetune.serving.export import export_run
 from tonetune.serving.gguf_export import GGUFExportError, llama3_rope_factors, write_gguf
 from tonetune.training.train import train
 

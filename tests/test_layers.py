@@ -19,7 +19,8 @@ LAYERS = [
     {"generation", "data", "markdown", "stats", "runtime", "folders"},
     {"models"},
     {"config", "persona"},
-    {"schemas", "errors", "hardware"},
+    {"schemas", "hardware"},
+    {"errors"},
 ]
 
 
@@ -86,6 +87,15 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycles_between_modules() -> None:
     graph = {m: {t for t in targets if t != "tonetune"} for m, targets in module_graph().items()}
     assert cycles(graph) == []
+
+
+def test_every_cli_goes_through_the_workflows() -> None:
+    """The one rule: a CLI composes and prints; it reaches the stages only through ``workflows``."""
+    allowed = {"cli", "workflows", "config", "schemas", "errors", "runtime"}  # runtime: process set-up
+    reached = {
+        edge: where for edge, where in imports().items() if edge[0] == "cli" and edge[1] not in allowed
+    }
+    assert reached == {}
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

@@ -41,7 +41,7 @@ def shared() -> dict:
     data = {name: _rows(SHARED_DIR / "data" / f"{file}.jsonl") for name, file in SETS.items()}
     general = _rows(GENERAL)
     base = ([r["question"] for r in general], [f"It is {r['choices'][r['answer']]}." for r in general])
-    cfg = compose_config("evaluate", ["run_dir=x", "paths.output_dir=/tmp/unused", "+persona=elon_musk"])
+    cfg = compose_config("train", ["paths.output_dir=/tmp/unused", "persona=elon_musk"])
     persona = typed(PersonaConfig, cfg.persona)
     texts = sorted({r["answer"] for rows in data.values() for r in rows} | set(base[1]))
     texts += sorted({strip_markers(t, persona) for t in texts} - set(texts))

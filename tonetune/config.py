@@ -14,8 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from tonetune.hardware import best_precision
 from tonetune.schemas import AdapterConfig, BaseModelConfig, PersonaConfig, QuestionSetConfig
+from tonetune.schemas.commands import ArenaConfig, EvaluateConfig, ExportConfig
 from tonetune.schemas.evaluation import EvaluationConfig
-from tonetune.schemas.sampling import SamplingConfig
+from tonetune.schemas.synthesize import SynthesizeConfig
 from tonetune.schemas.train import TrainConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -27,10 +28,15 @@ SCHEMAS: dict[str, type] = {
     "base_model": BaseModelConfig,
     "question_set": QuestionSetConfig,
     "evaluation": EvaluationConfig,
-    "sampling": SamplingConfig,
 }
 """Config group -> its schema (``<group>/schema`` in Hydra's ConfigStore; each YAML extends it)."""
-COMMAND_SCHEMAS: dict[str, type] = {"train": TrainConfig}
+COMMAND_SCHEMAS: dict[str, type] = {
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "arena": ArenaConfig,
+    "synthesize": SynthesizeConfig,
+    "export": ExportConfig,
+}
 """Command -> the schema of its whole config (``<command>_schema``, first in ``conf/<command>.yaml``)."""
 Instantiable = dict[str, Any]
 """A config node naming a class by ``_target_``: it goes only to ``hydra.utils.instantiate``."""

@@ -1,4 +1,9 @@
-"""Tasks made of several stages: training, then the evaluation of the model still in memory."""
+"""What each command does: every ``tonetune-*`` CLI calls exactly one function here.
+
+The CLI composes and prints; the work, from the typed config down, starts here. Stages are imported
+inside each function, so a command loads only what it runs. ``run_training`` spans two stages:
+training, then the evaluation of the model still in memory.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 from tonetune.config import command_config
 from tonetune.models.runs import METRICS_FILE, read_run
 from tonetune.runtime import task_wrapper, write_json
+from tonetune.schemas.commands import ExportConfig
 from tonetune.schemas.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -54,3 +60,88 @@ def evaluate_trained(config: TrainConfig, objects: dict[str, Any]) -> dict[str, 
         for metric, value in scores.items()
         if value is not None
     }
+
+
+def run_synthesis(cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``tonetune-synthesize``: the teacher writes the persona dataset."""
+    from tonetune.synthesis.synthesize import synthesize
+
+    return synthesize(cfg)
+
+
+def run_evaluation(cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``tonetune-evaluate``: contestants answer, readers score, the report is written."""
+    from tonetune.evaluation.evaluate import evaluate
+
+    return evaluate(cfg)
+
+
+def headline(result: Any) -> str:
+    """The evaluation's headline lines, as the CLI prints them."""
+    from tonetune.evaluation.report import headline as render
+
+    return render(result)
+
+
+def build_arena(cfg: Any) -> tuple[Any, Any]:
+    """``tonetune-arena``: the arena and its page."""
+    from tonetune.arena.launch import build_arena as build
+
+    return build(cfg)
+
+
+def load_served(
+    run_dir: Any, model_dir: str | None, base_model: Any, merge: bool, system_prompt: str, name: str | None
+) -> Any:
+    """``tonetune-serve`` and ``tonetune-chat``: runs, a model folder, or the base model, loaded."""
+    from tonetune.config import typed
+    from tonetune.schemas import BaseModelConfig
+    from tonetune.serving.loading import load_served as load
+
+    run_dirs = [run_dir] if isinstance(run_dir, str) else list(run_dir or [])
+    base = None if run_dirs or model_dir else typed(BaseModelConfig, base_model)
+    return load(run_dirs, model_dir, base, merge, system_prompt, name)
+
+
+def serve(served: Any, server: Any, host: str, port: int) -> None:
+    """``tonetune-serve``: the OpenAI-compatible server until a signal stops it."""
+    from tonetune.config import typed
+    from tonetune.serving.server import ServerSettings
+    from tonetune.serving.server import serve as run
+
+    run(served, typed(ServerSettings, server), host, port)
+
+
+def chat(served: Any, overrides: dict[str, Any]) -> None:
+    """``tonetune-chat``: a terminal conversation with the (first) served model."""
+    from dataclasses import replace
+
+    from tonetune.serving.chat import chat_loop
+
+    model = next(iter(served.models.values()))
+    chat_loop(served, replace(model, sampling=model.sampling.overridden(**overrides)))
+
+
+def run_export(cfg: ExportConfig | Any) -> tuple[dict[str, Any], Any]:
+    """``tonetune-export``: merged Hugging Face folder and GGUF (and llama.cpp's check with verify)."""
+    from tonetune.serving.export import export_run
+    from tonetune.serving.gguf_verify import require_llama_cpp, verify_gguf
+
+    config = command_config(ExportConfig, cfg)
+    if config.verify:
+        require_llama_cpp()
+    run_dir, out_dir = Path(config.run_dir), Path(config.out_dir)
+    result = export_run(
+        run_dir, out_dir, config.check_prompts, config.check_tokens, config.gguf, config.overwrite
+    )
+    if not config.verify:
+        return result, None
+    hf, gguf = Path(result["hf_dir"]), Path(result["gguf"])
+    return result, verify_gguf(hf, gguf, config.verify_prompts, config.check_tokens)
+
+
+def sweep_report(sweep_dir: Path, metric: str | None) -> dict[str, Any]:
+    """``tonetune-sweep-report``: ranked table, CSV and plot of a multirun."""
+    from tonetune.sweep_report import write_report
+
+    return write_report(sweep_dir, metric)

@@ -10,25 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
 
 from tonetune.arena.app import Arena, build_page
 from tonetune.arena.contestants import build_contestants
-from tonetune.config import plain, typed
+from tonetune.config import command_config
 from tonetune.data.loading import Columns
 from tonetune.data.questions import load_question_set
 from tonetune.generation.engine import Engine
 from tonetune.generation.sampling import Sampling
 from tonetune.models.loading import load_causal_lm, load_tokenizer
 from tonetune.models.runs import read_run
-from tonetune.schemas.sampling import SamplingConfig
+from tonetune.schemas.commands import ArenaConfig
 from tonetune.serving.loading import load_served
 
 
-def build_arena(cfg: DictConfig) -> tuple[Arena, Any]:
-    """The arena and its Gradio page for ``cfg`` (conf/arena.yaml)."""
-    run_dirs = plain(cfg.run_dir)
-    run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
+def build_arena(cfg: ArenaConfig | Any) -> tuple[Arena, Any]:
+    """The arena and its Gradio page for the arena's config (conf/arena.yaml; typed at the door)."""
+    cfg = command_config(ArenaConfig, cfg)
+    run_dirs = [cfg.run_dir] if isinstance(cfg.run_dir, str) else list(cfg.run_dir)
     first = read_run(run_dirs[0])
     served = load_served(run_dirs, None, None, merge_adapter=False)
     base = (
@@ -48,9 +47,9 @@ def build_arena(cfg: DictConfig) -> tuple[Arena, Any]:
         first.persona,
         names,
         endpoints,
-        Sampling.from_config(typed(SamplingConfig, cfg.sampling), "sampling"),
+        Sampling.from_config(cfg.sampling, "sampling"),
     )
-    source = cfg.questions or first.cfg.data.source
+    source = cfg.questions or first.data.source
     questions = load_question_set("arena", str(source), "test", Columns(), "questions").questions
     arena = Arena(contestants, questions, Path(cfg.votes), cfg.seed)
     return arena, build_page(arena, first.persona.display_name)

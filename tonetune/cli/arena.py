@@ -21,7 +21,7 @@ from tonetune.config import CONFIG_DIR
 @exit_on_user_error("tonetune-arena")
 def _main(cfg: DictConfig) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves this machine
-    from tonetune.arena.launch import build_arena
+    from tonetune.workflows import build_arena
 
     arena, page = build_arena(cfg)
     print(

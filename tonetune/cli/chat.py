@@ -17,19 +17,15 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="chat")
 @exit_on_user_error("tonetune-chat")
 def _main(cfg: DictConfig) -> None:
-    from dataclasses import replace
-
     from transformers.utils import logging as hf_logging
 
     from tonetune.cli.serve import load_from_cfg
-    from tonetune.serving.chat import chat_loop
+    from tonetune.workflows import chat
 
     hf_logging.disable_progress_bar()  # the terminal is the conversation's: no loading bars in it
     served = load_from_cfg(cfg)
-    model = next(iter(served.models.values()))
     names = ("max_new_tokens", "temperature", "top_p", "repetition_penalty")
-    sampling = model.sampling.overridden(**{name: cfg.get(name) for name in names})
-    chat_loop(served, replace(model, sampling=sampling))
+    chat(served, {name: cfg.get(name) for name in names})
 
 
 def main() -> None:

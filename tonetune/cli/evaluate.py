@@ -19,10 +19,9 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 @exit_on_user_error("tonetune-evaluate")
 def _main(cfg: DictConfig) -> None:
-    from tonetune.evaluation.evaluate import evaluate
-    from tonetune.evaluation.report import headline
+    from tonetune.workflows import headline, run_evaluation
 
-    result, objects = evaluate(cfg)
+    result, objects = run_evaluation(cfg)
     print(headline(result))
     print(f"Report (every metric, samples, plots): {objects['out_dir'] / 'report.md'}")
 

@@ -21,26 +21,16 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 @exit_on_user_error("tonetune-export")
 def _main(cfg: DictConfig) -> None:
-    from tonetune.config import typed
-    from tonetune.serving.export import GGUFSettings, export_run
-    from tonetune.serving.gguf_verify import require_llama_cpp, verify_gguf
+    from tonetune.workflows import run_export
 
-    gguf = typed(GGUFSettings, cfg.gguf)
-    if cfg.verify:
-        require_llama_cpp()
-    result = export_run(
-        Path(cfg.run_dir), Path(cfg.out_dir), list(cfg.check_prompts), cfg.check_tokens, gguf, cfg.overwrite
-    )
+    result, agreement = run_export(cfg)
     print(f"Hugging Face folder: {result['hf_dir']}")
     if "gguf" in result:
         print(
             f"GGUF: {result['gguf']}\n"
             f"Ollama: cd {Path(result['modelfile']).parent} && ollama create <name> -f Modelfile"
         )
-    if cfg.verify:
-        agreement = verify_gguf(
-            Path(result["hf_dir"]), Path(result["gguf"]), list(cfg.verify_prompts), cfg.check_tokens
-        )
+    if agreement is not None:
         print(agreement.summary())
 
 

@@ -13,33 +13,31 @@ import hydra
 from omegaconf import DictConfig
 
 from tonetune.cli.errors import exit_on_user_error, run_app
-from tonetune.config import CONFIG_DIR
+from tonetune.config import CONFIG_DIR, plain
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")
 @exit_on_user_error("tonetune-serve")
 def _main(cfg: DictConfig) -> None:
-    from tonetune.config import typed
-    from tonetune.serving.server import ServerSettings, serve
+    from tonetune.workflows import serve
 
     served = load_from_cfg(cfg)
-    settings = typed(ServerSettings, cfg.server)
     names = ", ".join(served.models)
     print(f"Serving {names} on http://{cfg.host}:{cfg.port}/v1 (Ctrl+C to stop)", flush=True)
-    serve(served, settings, cfg.host, cfg.port)
+    serve(served, plain(cfg.server), cfg.host, cfg.port)
 
 
 def load_from_cfg(cfg: DictConfig):
     """What serve.yaml / chat.yaml name: runs, a model folder, or the base model."""
-    from tonetune.config import plain, typed
-    from tonetune.schemas import BaseModelConfig
-    from tonetune.serving.loading import load_served
+    from tonetune.workflows import load_served
 
-    run_dirs = plain(cfg.run_dir)
-    run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs or [])
-    base = None if run_dirs or cfg.model_dir else typed(BaseModelConfig, cfg.base_model)
     return load_served(
-        run_dirs, cfg.model_dir, base, cfg.merge_adapter, cfg.system_prompt, cfg.get("model_name")
+        plain(cfg.run_dir),
+        cfg.model_dir,
+        plain(cfg.base_model),
+        cfg.merge_adapter,
+        cfg.system_prompt,
+        cfg.get("model_name"),
     )
 
 

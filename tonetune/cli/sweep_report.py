@@ -23,10 +23,10 @@ def _main(cfg: DictConfig) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tonetune.sweep_report import write_report
+    from tonetune.workflows import sweep_report
 
     sweep_dir = Path(cfg.sweep_dir)
-    report = write_report(sweep_dir, cfg.metric)
+    report = sweep_report(sweep_dir, cfg.metric)
     table = Table(title=f"{sweep_dir.name}: ranked by {report['metric']} ({report['direction']})")
     columns = list(report["rows"][0])
     for column in columns:

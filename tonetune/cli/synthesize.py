@@ -18,9 +18,9 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="synthesize")
 @exit_on_user_error("tonetune-synthesize")
 def _main(cfg: DictConfig) -> None:
-    from tonetune.synthesis.synthesize import synthesize
+    from tonetune.workflows import run_synthesis
 
-    report, objects = synthesize(cfg)
+    report, objects = run_synthesis(cfg)
     print(f"Dataset: {report['data_dir']} ({report['splits']}); card and report in {objects['run_dir']}")
 
 

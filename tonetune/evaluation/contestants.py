@@ -2,7 +2,8 @@
 
 Local contestants share one engine: for an adapter run, the base model and the fine-tuned model
 are the same weights with the adapter off (``BASE``) or on. An endpoint contestant is any
-OpenAI-compatible server behind the LLM client layer (its answers cached).
+OpenAI-compatible server behind the LLM client layer (its answers cached). The evaluation asks them
+in batches (``answer``); the arena streams one answer at a time (``stream``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tonetune.generation.engine import Engine
+from tonetune.generation.engine import Engine, GenerationRequest
 from tonetune.generation.sampling import Sampling
 from tonetune.llm.client import LLMClient
 from tonetune.llm.requests import ChatRequest
@@ -49,6 +50,13 @@ class LocalContestant:
         )
         return Answers([c.text for c in done], [c.finish_reason for c in done])
 
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        """One answer token by token (the arena's page), holding the shared engine's lock."""
+        with self.engine.lock:
+            prompt = self.engine.encode(with_system_prompt(messages, self.system_prompt))
+            for deltas in self.engine.stream([GenerationRequest(prompt, sampling, self.adapter)]):
+                yield from (delta.text for delta in deltas)
+
     @contextlib.contextmanager
     def active(self) -> Iterator[Any]:
         """The model with this contestant's adapter set (for scoring texts under it)."""
@@ -75,6 +83,12 @@ class EndpointContestant:
         ]
         results = self.client.complete(requests, desc=f"Answers: {self.name}")
         return Answers([r.text.strip() for r in results], [r.finish_reason for r in results])
+
+    def stream(self, messages: Messages, sampling: Sampling) -> Iterator[str]:
+        """One answer as the endpoint streams it (through the LLM client)."""
+        yield from self.client.stream(
+            chat_request(with_system_prompt(messages, self.system_prompt), sampling)
+        )
 
 
 def chat_request(conversation: Messages, sampling: Sampling) -> ChatRequest:

@@ -13,9 +13,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
-from tonetune.config import typed
+from tonetune.config import command_config, typed
 from tonetune.data.loading import Columns
 from tonetune.data.questions import QuestionSet
 from tonetune.evaluation.answering import AnswerPool, Ticket
@@ -37,24 +35,26 @@ from tonetune.models.runs import Run, read_run
 from tonetune.persona import single_turn
 from tonetune.runtime import instantiate_named, task_wrapper
 from tonetune.schemas import PressureProbe
+from tonetune.schemas.commands import EvaluateConfig
 
 log = logging.getLogger(__name__)
 EVALUATION_DIR = "evaluation"
 
 
 @task_wrapper
-def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Evaluate ``cfg.run_dir`` with ``cfg.evaluation``.
+def evaluate(cfg: EvaluateConfig | Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evaluate ``run_dir`` with ``evaluation.*`` (the config typed at the door).
 
     The report goes to this run's folder and is mirrored into ``<run_dir>/evaluation``, where
     exports and the model card look for it.
     """
-    run = read_run(cfg.run_dir)
-    settings = EvaluationSettings.from_cfg(cfg.evaluation)
-    out_dir = Path(cfg.paths.output_dir)
-    loggers = instantiate_named(cfg.get("logger"))
+    config = command_config(EvaluateConfig, cfg)
+    settings = EvaluationSettings.from_cfg(config.evaluation)
+    run = read_run(config.run_dir)
+    out_dir = Path(config.paths.output_dir)
+    loggers = instantiate_named(config.logger)
     result, objects = evaluate_run(
-        run, settings, load_models(run), out_dir, loggers, Path(cfg.paths.response_cache)
+        run, settings, load_models(run), out_dir, loggers, Path(config.paths.response_cache)
     )
     ignore = shutil.ignore_patterns(".hydra", "wandb", "*.log")
     shutil.copytree(out_dir, run.dir / EVALUATION_DIR, dirs_exist_ok=True, ignore=ignore)
@@ -73,8 +73,8 @@ def evaluate_run(
     cache = ResponseCache(cache_path)
     try:
         contestants = build_contestants(settings, run, models, cache)
-        columns = typed(Columns, run.cfg.data.columns)
-        sets = evaluation_sets(settings.questions, run.cfg.data.source, columns)
+        columns = typed(Columns, run.data.columns)
+        sets = evaluation_sets(settings.questions, run.data.source, columns)
         tone, classifiers = train_tone_reader(run, settings, models, columns, cache)
         pool = AnswerPool(contestants, settings.batch_size, base_client(run, models, settings, cache))
         asked = [
@@ -242,7 +242,7 @@ def _context(
         "persona": run.persona.display_name,
         "base_model": run.base_model.name,
         "adapter": adapter_text,
-        "data": settings.questions.source or run.cfg.data.source,
+        "data": settings.questions.source or run.data.source,
         "split": settings.questions.split,
         "questions": {r.questions.name: len(r.questions) for r in results},
         "trained_with_prompt": run.trained_with_prompt,

@@ -48,14 +48,14 @@ def train_tone_reader(
     run: Run, settings: EvaluationSettings, models: Models, columns: Columns, cache: ResponseCache
 ) -> tuple[ToneReader, dict[str, Any]]:
     """The reader, and what the report says about it (accuracy, validity, who-is-speaking matrix)."""
-    train = load_conversations(run.cfg.data.source, columns)["train"]
+    train = load_conversations(run.data.source, columns)["train"]
     rows = train.select(range(min(settings.classifier.max_examples, len(train))))["messages"]
     questions = [next(m["content"] for m in r if m["role"] == "user") for r in rows]
     persona_texts = [r[-1]["content"] for r in rows]
     neutral = neutral_answers(run, models, questions, settings, cache)
     contrast = contrast_answers(
         settings.contrast.files if settings.contrast.files else {},
-        _dataset_dir(run.cfg.data.source) if settings.contrast.dataset_split else None,
+        _dataset_dir(run.data.source) if settings.contrast.dataset_split else None,
         settings.contrast.split,
         run.persona.name,
     )

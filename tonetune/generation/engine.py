@@ -108,6 +108,8 @@ class Engine:
     def __init__(self, model: Any, tokenizer: Any, max_context: int | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.lock = threading.Lock()
+        """Held by whoever streams on this engine from another thread (the arena's page)."""
         self.stops = set(stop_token_ids(model, tokenizer))
         config = model.config
         self.max_context = max_context or getattr(config, "max_position_embeddings", 2048)

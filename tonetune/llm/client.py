@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,9 @@ class LLMClient(ABC):
     model: str
     supports_json: bool = False
     batch_mode: bool = False
+    in_process: bool = False
+    """Capability: answers with a small model loaded in this process (no API; synthesis then takes
+    questions from the set's bank, since a small model writes poor ones)."""
     max_reply_chars: int | None = None
     """Longer replies are cut to this before they are cached or used (None: no bound)."""
 
@@ -134,6 +137,14 @@ class LLMClient(ABC):
         if self.batch_mode:
             info["mode"] = "batch"
         return info
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        """The answer's text as it is written (never cached: a person is watching it appear)."""
+        yield self.complete([request], desc="Answer")[0].text
+
+    def engine_for(self, base_model: Any) -> Any:
+        """The engine already holding ``base_model`` here, to share instead of loading a copy (or None)."""
+        return None
 
     @abstractmethod
     def _complete_missing(self, requests: list[ChatRequest], store: OnResult, desc: str) -> None:

@@ -6,6 +6,8 @@ from the prompt into the weights. A larger teacher writes better data.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -21,6 +23,8 @@ from tonetune.schemas import BaseModelConfig
 
 class LocalClient(LLMClient):
     """Answers with a base model loaded here; every request decodes with its own seed.
+
+    Streamed answers hold the engine's lock: one stream decodes on an engine at a time.
 
     Args:
         base_model: Which model (loaded on first use unless ``engine`` is given).
@@ -47,6 +51,20 @@ class LocalClient(LLMClient):
         self.batch_size = batch_size
         self._engine = engine
         self.adapter = adapter
+
+    in_process = True
+
+    def engine_for(self, base_model: Any) -> Engine | None:
+        """This client's engine when it holds ``base_model`` (the same model name)."""
+        return self.engine() if typed(BaseModelConfig, base_model).name == self.base_model.name else None
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        """Decode one request token by token on the engine (its adapter; the request's sampling)."""
+        engine = self.engine()
+        with engine.lock:
+            prompt = GenerationRequest(engine.encode(request.chat), request.sampling, self.adapter)
+            for deltas in engine.stream([prompt]):
+                yield from (delta.text for delta in deltas)
 
     def engine(self) -> Engine:
         """The engine, loading the model on first use."""
@@ -78,13 +96,7 @@ class LocalClient(LLMClient):
 
     def _sampling(self, request: ChatRequest) -> Sampling:
         """The request's temperature and limit; its seed from its key, so answers never depend on batches."""
-        return Sampling(
-            max_new_tokens=request.max_tokens,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            repetition_penalty=request.repetition_penalty,
-            seed=int(request.key(self.model)[:8], 16),
-        )
+        return replace(request.sampling, seed=int(request.key(self.model)[:8], 16))
 
     def close(self) -> None:
         """Free the model (unless it was lent by the caller)."""

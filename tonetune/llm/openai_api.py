@@ -12,6 +12,7 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -117,17 +118,22 @@ class OpenAIClient(LLMClient):
         body: dict[str, Any] = {
             "model": self.model,
             "messages": request.chat,
-            "temperature": request.temperature,
-            self.max_tokens_param: request.max_tokens,
-            "seed": request.seed,
+            **request.sampling.openai_params(self.max_tokens_param),
         }
         if request.json_mode and self.supports_json:
             body["response_format"] = {"type": "json_object"}
-        if request.top_p != 1.0:
-            body["top_p"] = request.top_p
-        if request.repetition_penalty != 1.0:
-            body["repetition_penalty"] = request.repetition_penalty  # vLLM and tonetune-serve honour it
         return body
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        """The answer streamed by the server, through the official SDK."""
+        from openai import OpenAI
+
+        chunks = OpenAI(**self.client_options()).chat.completions.create(
+            **self.request_body(request), stream=True
+        )
+        for chunk in chunks:
+            if chunk.choices and chunk.choices[0].delta.content:
+                yield chunk.choices[0].delta.content
 
     def probe(self) -> None:
         """Open (and close) a TCP connection to the endpoint; a refused or unknown host fails at once."""

@@ -6,11 +6,11 @@ as a named adapter (``adapter_name``), which is how the evaluation and the serve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -18,6 +18,7 @@ from tonetune.config import typed
 from tonetune.errors import ConfigError, DivergedError, ModelNotFoundError
 from tonetune.models.loading import first_non_finite, load_causal_lm, quantization_config, torch_dtype
 from tonetune.schemas import AdapterConfig, BaseModelConfig, PersonaConfig
+from tonetune.schemas.train import DataConfig
 
 MODEL_DIR = "model"
 CONFIG_FILE = "config.yaml"
@@ -31,10 +32,13 @@ class Run:
     """A finished training run: where it is and what it was (the saved config, read once)."""
 
     dir: Path
-    cfg: DictConfig
     persona: PersonaConfig
     base_model: BaseModelConfig
     adapter: AdapterConfig
+    data: DataConfig
+    """What it trained on (``data.source`` and its column names are what an evaluation reads)."""
+    trained_with_prompt: bool = False
+    """Whether training showed the persona's system prompt (``prepend_system_prompt``)."""
 
     @property
     def name(self) -> str:
@@ -52,11 +56,6 @@ class Run:
         return (self.model_dir / ADAPTER_CONFIG).is_file()
 
     @property
-    def trained_with_prompt(self) -> bool:
-        """Whether training showed the persona's system prompt."""
-        return bool(self.cfg.get("prepend_system_prompt", False))
-
-    @property
     def served_name(self) -> str:
         """The model id a server lists it under: persona and run."""
         return f"{self.persona.name}/{self.name}"
@@ -69,12 +68,14 @@ def read_run(run_dir: str | Path) -> Run:
     if not config.is_file():
         raise ModelNotFoundError(f"run_dir={run_dir}: no {CONFIG_FILE}; is this a tonetune-train run folder?")
     cfg = OmegaConf.load(config)
+    known = {f.name for f in fields(DataConfig)}  # a run written by another version may hold more
     return Run(
         path,
-        cfg,
         typed(PersonaConfig, cfg.persona),
         typed(BaseModelConfig, cfg.base_model),
         typed(AdapterConfig, cfg.adapter),
+        typed(DataConfig, {k: v for k, v in cfg.data.items() if k in known}),
+        bool(cfg.get("prepend_system_prompt", False)),
     )
 
 

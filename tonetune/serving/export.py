@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from tonetune.generation.sampling import Sampling
 from tonetune.markdown import metrics_table
 from tonetune.models.runs import Run, load_run_model, read_run
 from tonetune.persona import persona_instructions, single_turn
+from tonetune.schemas.commands import GGUFSettings
 from tonetune.serving.gguf_export import check_exportable, modelfile, write_gguf
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,6 @@ EXPORT = OwnedFolder(
 
 class MergeMismatchError(ToneTuneError):
     """The merged model answers differently from the adapter model."""
-
-
-@dataclass
-class GGUFSettings:
-    """``gguf.*`` of conf/export.yaml."""
-
-    enabled: bool = True
-    dtype: str = "f16"
-    tokenizer_pre: str | None = None
 
 
 def export_run(
@@ -152,7 +143,7 @@ def model_card(run: Run) -> str:
         f"{'when given the prompt below' if run.trained_with_prompt else 'unprompted'}.",
         f"- Base model: `{run.base_model.name}`",
         f"- Adapter: `{run.adapter.name}` ({_adapter_text(run)}), merged into full-precision base weights",
-        f"- Data: `{run.cfg.data.source}`",
+        f"- Data: `{run.data.source}`",
         f"- Training: {metrics.get('train/epochs', '?')} epochs, "
         f"{metrics.get('train/global_step', '?')} steps, "
         f"validation loss {metrics.get('val/loss_before', nan):.3f} -> {metrics.get('val/loss', nan):.3f}",

@@ -16,30 +16,28 @@ from typing import Any
 from tonetune.data.questions import Question, read_question_file
 from tonetune.errors import ConfigError
 from tonetune.llm.client import LLMClient
-from tonetune.llm.local import LocalClient
 from tonetune.schemas import QuestionSetConfig
 from tonetune.synthesis.dedup import DedupReport, deduplicate
 from tonetune.synthesis.questions import parse_question_list, question_request
-from tonetune.synthesis.settings import QuestionSettings, QuestionSource
+from tonetune.synthesis.settings import QuestionSource, SynthesisQuestions
 
 log = logging.getLogger(__name__)
 
 
 def resolve_source(
-    settings: QuestionSettings, question_set: QuestionSetConfig, teacher: LLMClient
+    settings: SynthesisQuestions, question_set: QuestionSetConfig, teacher: LLMClient
 ) -> QuestionSource:
     """``auto`` becomes ``bank`` for the local teacher (when the set has one), ``teacher`` otherwise."""
     source = settings.source
     if source == QuestionSource.auto:
-        local = isinstance(teacher, LocalClient)
-        source = QuestionSource.bank if local and question_set.bank else QuestionSource.teacher
+        source = QuestionSource.bank if teacher.in_process and question_set.bank else QuestionSource.teacher
     if source == QuestionSource.bank and not question_set.bank:
         raise ConfigError(f"questions.source=bank: question set {question_set.name!r} has no bank")
     return source
 
 
 def collect_questions(
-    settings: QuestionSettings, question_set: QuestionSetConfig, teacher: LLMClient, seed: int
+    settings: SynthesisQuestions, question_set: QuestionSetConfig, teacher: LLMClient, seed: int
 ) -> tuple[list[Question], dict[str, Any]]:
     """Questions from files, then from the bank or the teacher until each prompt has its share."""
     dedup = DedupReport()
@@ -68,7 +66,7 @@ def collect_questions(
 def _add_from_bank(
     kept: list[Question],
     question_set: QuestionSetConfig,
-    settings: QuestionSettings,
+    settings: SynthesisQuestions,
     seed: int,
     dedup: DedupReport,
 ) -> int:
@@ -88,7 +86,7 @@ def _add_from_bank(
 def _add_from_teacher(
     kept: list[Question],
     question_set: QuestionSetConfig,
-    settings: QuestionSettings,
+    settings: SynthesisQuestions,
     teacher: LLMClient,
     dedup: DedupReport,
     counts: dict[str, int],

@@ -10,9 +10,8 @@ from typing import Any
 
 import hydra
 from datasets import Dataset, DatasetDict
-from omegaconf import DictConfig
 
-from tonetune.config import plain, typed
+from tonetune.config import command_config
 from tonetune.data.loading import load_conversations
 from tonetune.errors import ToneTuneError
 from tonetune.llm.cache import ResponseCache
@@ -21,6 +20,7 @@ from tonetune.llm.endpoints import hide_credentials
 from tonetune.llm.local import LocalClient
 from tonetune.runtime import instantiate_named, task_wrapper, write_json
 from tonetune.schemas import BaseModelConfig
+from tonetune.schemas.synthesize import SynthesizeConfig
 from tonetune.synthesis.answers import Answered, collect_answers
 from tonetune.synthesis.card import render_card
 from tonetune.synthesis.conversations import ConversationWriters, extend_conversations
@@ -39,20 +39,24 @@ class SynthesisError(ToneTuneError):
 
 
 @task_wrapper
-def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Questions, persona answers, follow-ups, filters, splits, preference pairs; writes the dataset."""
-    settings = SynthesisSettings.from_cfg(cfg)
+def synthesize(cfg: SynthesizeConfig | Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Questions, persona answers, follow-ups, filters, splits, preference pairs; writes the dataset.
+
+    ``cfg`` is typed at the door (a composed config becomes a ``SynthesizeConfig``).
+    """
+    config = command_config(SynthesizeConfig, cfg)
+    settings = SynthesisSettings.from_cfg(config)
     hide_credentials_in_saved_configs()
     for target in (settings.data_dir, settings.run_dir / "dataset"):
         check_target(target, settings.overwrite)  # refuse before any work, not after
-    cache = ResponseCache(Path(cfg.paths.response_cache))
-    teacher: LLMClient = hydra.utils.instantiate(cfg.teacher, cache=cache)
+    cache = ResponseCache(Path(config.paths.response_cache))
+    teacher: LLMClient = hydra.utils.instantiate(config.teacher, cache=cache)
     writer: LLMClient | None = None
-    check = AnswerFilter(settings.persona, **plain(cfg.filters))
+    check = AnswerFilter(settings.persona, **dataclasses.asdict(settings.filters))
     try:
         rows, report, filtered = _first_turns(settings, teacher, check)
         if settings.conversations.share > 0:
-            writer = _follow_up_writer(cfg, cache) or teacher
+            writer = _follow_up_writer(config, cache) or teacher
             extension = extend_conversations(
                 ConversationWriters(persona=teacher, user=writer),
                 settings.persona,
@@ -66,7 +70,7 @@ def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             if writer is not teacher:
                 report["follow_up_writer"] = {**writer.describe(), "usage": dataclasses.asdict(writer.usage)}
         _assign_splits(rows, settings)
-        pairs = _pairs(cfg, settings, teacher, cache, rows, filtered, report)
+        pairs = _pairs(config.base_model, settings, teacher, cache, rows, filtered, report)
     finally:
         for client in {id(c): c for c in (teacher, writer) if c is not None}.values():
             client.close()
@@ -84,7 +88,7 @@ def synthesize(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     )
     write_dataset(dataset, files, settings.run_dir / "dataset", overwrite=settings.overwrite)
     write_dataset(dataset, files, settings.data_dir, overwrite=settings.overwrite)
-    _log_to_trackers(cfg, report, rows)
+    _log_to_trackers(config, report, rows)
     log.info("Dataset written to %s (and %s)", settings.data_dir, settings.run_dir / "dataset")
     return report, {"dataset": dataset, "run_dir": settings.run_dir, "rows": rows, "pairs": pairs}
 
@@ -105,11 +109,11 @@ def hide_credentials_in_saved_configs() -> None:
             path.write_text(hidden, encoding="utf-8")
 
 
-def _follow_up_writer(cfg: DictConfig, cache: ResponseCache) -> LLMClient | None:
+def _follow_up_writer(config: SynthesizeConfig, cache: ResponseCache) -> LLMClient | None:
     """The client that writes the user's follow-ups when it is not the teacher (``follow_up_writer``)."""
-    if cfg.get("follow_up_writer") is None:
+    if config.follow_up_writer is None:
         return None
-    return hydra.utils.instantiate(cfg.follow_up_writer, cache=cache)
+    return hydra.utils.instantiate(config.follow_up_writer, cache=cache)
 
 
 def _first_turns(
@@ -131,7 +135,7 @@ def _first_turns(
 
 
 def _pairs(
-    cfg: DictConfig,
+    student_model: BaseModelConfig,
     settings: SynthesisSettings,
     teacher: LLMClient,
     cache: ResponseCache,
@@ -142,10 +146,8 @@ def _pairs(
     """The preference split (the student base model answers every conversation's last turn)."""
     if not settings.preferences.enabled or not rows:
         return []
-    student_model = typed(BaseModelConfig, cfg.base_model)
-    shared = isinstance(teacher, LocalClient) and teacher.base_model.name == student_model.name
     student = LocalClient(
-        student_model, cache=cache, role="base_model", engine=teacher.engine() if shared else None
+        student_model, cache=cache, role="base_model", engine=teacher.engine_for(student_model)
     )
     pairs, counts = preference_pairs(rows, student, settings.preferences, filtered)
     report["preferences"] = {"student": student_model.name, **counts}
@@ -245,9 +247,9 @@ def dataset_files(dataset: DatasetDict, card: str) -> dict[str, Any]:
     return files
 
 
-def _log_to_trackers(cfg: DictConfig, report: dict[str, Any], rows: list[dict]) -> None:
+def _log_to_trackers(config: SynthesizeConfig, report: dict[str, Any], rows: list[dict]) -> None:
     """Counts and a table of samples to the configured loggers (W&B)."""
-    for logger in instantiate_named(cfg.get("logger")):
+    for logger in instantiate_named(config.logger):
         flat = {
             f"{k}/{kk}": vv
             for k, v in report.items()
@@ -257,7 +259,7 @@ def _log_to_trackers(cfg: DictConfig, report: dict[str, Any], rows: list[dict]) 
         }
         logger.log_metrics(flat, step=0)
         if hasattr(logger, "log_table"):
-            sample = rows[: cfg.get("log_samples", 50)]
+            sample = rows[: config.log_samples]
             logger.log_table(
                 "samples",
                 columns=["category", "question", "conversation"],
