@@ -57,18 +57,7 @@ def synthesize(cfg: SynthesizeConfig | Any) -> tuple[dict[str, Any], dict[str, A
         rows, report, filtered = _first_turns(settings, teacher, check)
         if settings.conversations.share > 0:
             writer = _follow_up_writer(config, cache) or teacher
-            extension = extend_conversations(
-                ConversationWriters(persona=teacher, user=writer),
-                settings.persona,
-                rows,
-                settings.conversations,
-                settings.answers,
-                check,
-                settings.seed,
-            )
-            report["conversations"] = extension.report()
-            if writer is not teacher:
-                report["follow_up_writer"] = {**writer.describe(), "usage": dataclasses.asdict(writer.usage)}
+            _extend(settings, ConversationWriters(persona=teacher, user=writer), rows, check, report)
         _assign_splits(rows, settings)
         pairs = _pairs(config.base_model, settings, teacher, cache, rows, filtered, report)
     finally:
@@ -107,6 +96,23 @@ def hide_credentials_in_saved_configs() -> None:
         text = path.read_text(encoding="utf-8")
         if (hidden := hide_credentials(text)) != text:
             path.write_text(hidden, encoding="utf-8")
+
+
+def _extend(
+    settings: SynthesisSettings,
+    writers: ConversationWriters,
+    rows: list[dict[str, Any]],
+    check: AnswerFilter,
+    report: dict[str, Any],
+) -> None:
+    """Follow-ups for a share of the conversations (``conversations.*``), counted in the report."""
+    extension = extend_conversations(
+        writers, settings.persona, rows, settings.conversations, settings.answers, check, settings.seed
+    )
+    report["conversations"] = extension.report()
+    if writers.user is not writers.persona:
+        user = writers.user
+        report["follow_up_writer"] = {**user.describe(), "usage": dataclasses.asdict(user.usage)}
 
 
 def _follow_up_writer(config: SynthesizeConfig, cache: ResponseCache) -> LLMClient | None:
