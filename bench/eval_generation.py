@@ -16,7 +16,7 @@ from bench.common import shared_rows
 from tonetune.config import compose, typed
 from tonetune.generation.engine import Engine
 from tonetune.generation.sampling import Sampling
-from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.schemas import BaseModelConfig
 
 

@@ -51,7 +51,7 @@ def serve_and_answer(runs: list[str]) -> dict:
     """Load ``runs`` as tonetune-serve does, answer once per persona; peak RSS and adapter sizes."""
     from tonetune.generation.engine import GenerationRequest
     from tonetune.generation.sampling import Sampling
-    from tonetune.serving.loading import load_served
+    from tonetune.serving.served import load_served
 
     before = peak_rss_mb()
     served = load_served(runs, None, None, merge_adapter=False)

@@ -45,7 +45,7 @@ def make_train_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 def smollm_tokenizer():
     """The embedded SmolLM2-135M-Instruct tokenizer (converts the GGUF once per cache)."""
     from tonetune.config import typed
-    from tonetune.models.loading import load_tokenizer
+    from tonetune.models.base_models import load_tokenizer
     from tonetune.schemas import BaseModelConfig
 
     cfg = compose_config("train", ["base_model=smollm2_135m", "paths.output_dir=/tmp/unused"])

@@ -123,6 +123,14 @@ def test_each_contestant_answers_its_own_earlier_turns(evaluated) -> None:
     assert "persona_share_turns_2_3" in (folder / "report.md").read_text()
 
 
+def test_the_report_says_where_the_time_went(evaluated) -> None:
+    result, folder = evaluated
+    seconds = result["timings"]["seconds"]
+    assert {"scoring", "answers (every set and contestant, pressure)"} <= set(seconds)
+    assert all(value >= 0 for value in seconds.values())
+    assert "## Time per section" in (folder / "report.md").read_text()
+
+
 def test_capability_is_measured_by_lm_eval_for_base_and_finetuned(evaluated) -> None:
     result, folder = evaluated
     task = result["capability"]["tonetune_general_mc"]

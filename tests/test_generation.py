@@ -10,7 +10,7 @@ from tests.conftest import compose_config
 from tonetune.config import typed
 from tonetune.generation.engine import BASE, Engine, GenerationRequest, PromptTooLongError
 from tonetune.generation.sampling import Sampling, SamplingError
-from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.schemas import BaseModelConfig
 
 QUESTIONS = ["What do you think about Mars?", "Hi", "Tell me a long story about cats and dogs?", "Why?"]

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from tests.test_evaluation import NEUTRAL, TWEETS
 from tonetune import stats
 from tonetune.config import CONFIG_DIR, typed
-from tonetune.data.questions import QuestionSet
+from tonetune.data.question_lists import QuestionSet
 from tonetune.evaluation import registry
 from tonetune.evaluation.classifier import ToneClassifier
 from tonetune.evaluation.contestants import Answers as ContestantAnswers

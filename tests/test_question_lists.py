@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import ELON_GPT4, compose_config
 from tonetune.config import CONFIG_DIR, typed
 from tonetune.data.loading import read_jsonl
-from tonetune.data.questions import read_question_file
+from tonetune.data.question_lists import read_question_file
 from tonetune.models.embeddings import embed
 from tonetune.schemas import QuestionSetConfig
 

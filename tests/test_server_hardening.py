@@ -23,7 +23,7 @@ from tests.test_serving import client, start_server, stop
 from tonetune.config import typed
 from tonetune.generation.engine import Engine, GenerationRequest
 from tonetune.generation.sampling import Sampling
-from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.schemas import BaseModelConfig
 
 KEY = "k3y-for-the-tests"

@@ -21,7 +21,7 @@ import uvicorn
 from tests.conftest import compose_config
 from tests.helpers import FailingEngine, free_port
 from tonetune.evaluation.evaluate import evaluate
-from tonetune.serving.loading import load_served
+from tonetune.serving.served import load_served
 from tonetune.serving.server import ServerSettings, build_app
 from tonetune.synthesis.synthesize import synthesize
 from tonetune.training.train import train

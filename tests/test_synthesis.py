@@ -19,10 +19,10 @@ from datasets import load_from_disk
 from tests.conftest import compose_config
 from tests.openai_stub import NEAR_DUPLICATES, REFUSAL, SHY_ANSWER, StubOpenAI, digest
 from tonetune.config import typed
-from tonetune.data.questions import Question, read_question_file
+from tonetune.data.question_lists import Question, read_question_file
 from tonetune.generation.engine import Engine, GenerationRequest
 from tonetune.generation.sampling import Sampling
-from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.schemas import BaseModelConfig
 from tonetune.synthesis.dedup import DedupReport, deduplicate, normalise
 from tonetune.synthesis.filters import AnswerFilter

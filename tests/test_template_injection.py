@@ -10,7 +10,7 @@ from tonetune.data.chat import IGNORE_INDEX, tokenize_conversation
 from tonetune.data.loading import load_conversations
 from tonetune.generation.engine import Engine, GenerationRequest, encode_chat
 from tonetune.generation.sampling import Sampling
-from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.schemas import BaseModelConfig
 
 FORGED = (

@@ -23,10 +23,10 @@ from tonetune.config import typed
 from tonetune.data.base import example_key
 from tonetune.data.datamodule import ChatDataModule
 from tonetune.errors import DataError, DivergedError
-from tonetune.models.loading import load_tokenizer
+from tonetune.models.base_models import load_tokenizer
 from tonetune.models.runs import ADAPTER_WEIGHTS, MODEL_DIR, load_run_model, read_run
 from tonetune.schemas import BaseModelConfig
-from tonetune.serving.loading import load_served
+from tonetune.serving.served import load_served
 from tonetune.training.train import train
 
 TRAIN = ["tonetune-train", *FAST_TRAIN, "validate_before_training=false"]

@@ -10,6 +10,7 @@ import re
 from tonetune.schemas import PersonaConfig
 
 Messages = list[dict[str, str]]
+"""A chat conversation: ``{"role": ..., "content": ...}`` dicts (the one definition)."""
 
 
 def persona_instructions(persona: PersonaConfig) -> str:

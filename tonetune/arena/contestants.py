@@ -17,7 +17,7 @@ from tonetune.generation.engine import BASE, Engine
 from tonetune.generation.sampling import Sampling
 from tonetune.llm.client import LLMClient
 from tonetune.persona import Messages, persona_instructions
-from tonetune.serving.loading import Served
+from tonetune.serving.served import Served
 
 Stream = Callable[[Messages], Iterator[str]]
 
@@ -30,7 +30,7 @@ class ArenaContestant:
     stream: Stream
 
 
-def build_contestants(
+def arena_contestants(
     served: Served,
     base: Engine | None,
     persona: Any,

@@ -12,16 +12,16 @@ from typing import Any
 import hydra
 
 from tonetune.arena.app import Arena, build_page
-from tonetune.arena.contestants import build_contestants
+from tonetune.arena.contestants import arena_contestants
 from tonetune.config import command_config
 from tonetune.data.loading import Columns
-from tonetune.data.questions import load_question_set
+from tonetune.data.question_lists import load_question_set
 from tonetune.generation.engine import Engine
 from tonetune.generation.sampling import Sampling
-from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.models.runs import read_run
 from tonetune.schemas.commands import ArenaConfig
-from tonetune.serving.loading import load_served
+from tonetune.serving.served import load_served
 
 
 def build_arena(cfg: ArenaConfig | Any) -> tuple[Arena, Any]:
@@ -41,7 +41,7 @@ def build_arena(cfg: ArenaConfig | Any) -> tuple[Arena, Any]:
     names = (
         list(cfg.contestants) if cfg.contestants else [*served.models, "base", "base_prompted", *endpoints]
     )
-    contestants = build_contestants(
+    contestants = arena_contestants(
         served,
         base,
         first.persona,

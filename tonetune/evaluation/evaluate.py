@@ -15,7 +15,7 @@ from typing import Any
 
 from tonetune.config import command_config, typed
 from tonetune.data.loading import Columns
-from tonetune.data.questions import QuestionSet
+from tonetune.data.question_lists import QuestionSet
 from tonetune.evaluation.answering import AnswerPool, Ticket
 from tonetune.evaluation.capability import capability
 from tonetune.evaluation.contestants import Contestant, LocalContestant
@@ -25,7 +25,7 @@ from tonetune.evaluation.multi_turn import drift
 from tonetune.evaluation.outputs import write_outputs
 from tonetune.evaluation.perplexity import answer_nll
 from tonetune.evaluation.pressure import ask_pressure, pressure_report
-from tonetune.evaluation.questions import evaluation_sets
+from tonetune.evaluation.question_sets import evaluation_sets
 from tonetune.evaluation.results import EvaluationResult, SetResult, SetSummary
 from tonetune.evaluation.scoring import Scorer, Scores, ToneReader, compare
 from tonetune.evaluation.settings import REFERENCE, EvaluationSettings
@@ -33,7 +33,7 @@ from tonetune.evaluation.tone import base_client, train_tone_reader
 from tonetune.llm.cache import ResponseCache
 from tonetune.models.runs import Run, read_run
 from tonetune.persona import single_turn
-from tonetune.runtime import instantiate_named, task_wrapper
+from tonetune.runtime import Stopwatch, instantiate_named, task_wrapper
 from tonetune.schemas import PressureProbe
 from tonetune.schemas.commands import EvaluateConfig
 
@@ -70,12 +70,13 @@ def evaluate_run(
     cache_path: Path,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Answer every question set with every contestant, score, and write metrics, report and plots."""
-    cache = ResponseCache(cache_path)
+    cache, clock = ResponseCache(cache_path), Stopwatch()
     try:
         contestants = build_contestants(settings, run, models, cache)
         columns = typed(Columns, run.data.columns)
         sets = evaluation_sets(settings.questions, run.data.source, columns)
-        tone, classifiers = train_tone_reader(run, settings, models, columns, cache)
+        with clock.section("tone readers (base answers, training, validity)"):
+            tone, classifiers = train_tone_reader(run, settings, models, columns, cache)
         pool = AnswerPool(contestants, settings.batch_size, base_client(run, models, settings, cache))
         asked = [
             {
@@ -85,16 +86,23 @@ def evaluate_run(
             for s in sets
         ]
         pressure = _ask_pressure(pool, contestants, sets[0], settings, run.persona.pressure)
-        pool.run()
-        results = [
-            _score_set(s, tickets, pool, contestants, tone, settings)
-            for s, tickets in zip(sets, asked, strict=True)
-        ]
-        sections = _sections(pool, pressure, sets[0], contestants, tone, models, settings)
-        judge = run_judge(settings, run.persona, results[0].questions.questions, results[0].answers, cache)
+        with clock.section("answers (every set and contestant, pressure)"):
+            pool.run()
+        with clock.section("scoring"):
+            results = [
+                _score_set(s, tickets, pool, contestants, tone, settings)
+                for s, tickets in zip(sets, asked, strict=True)
+            ]
+        with clock.section("multi-turn, capability"):
+            sections = _sections(pool, pressure, sets[0], contestants, tone, models, settings)
+        with clock.section("judge"):
+            judge = run_judge(
+                settings, run.persona, results[0].questions.questions, results[0].answers, cache
+            )
     finally:
         cache.close()
-    result = _result(run, settings, models, results, classifiers, judge) | sections
+    timings = {"seconds": {name: round(s, 1) for name, s in clock.seconds.items()}}
+    result = _result(run, settings, models, results, classifiers, judge) | sections | {"timings": timings}
     plots = write_outputs(out_dir, result, results, settings.samples_in_report, loggers)
     log.info("Evaluation report: %s", out_dir / "report.md")
     return result, {"answers": results[0].answers, "sets": results, "out_dir": out_dir, "plots": plots}

@@ -16,7 +16,7 @@ from tonetune.evaluation.contestants import Contestant, EndpointContestant, Loca
 from tonetune.evaluation.settings import EvaluationSettings
 from tonetune.generation.engine import BASE, Engine
 from tonetune.llm.cache import ResponseCache
-from tonetune.models.loading import load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.models.runs import Run, load_run_model, read_run
 from tonetune.persona import persona_instructions
 

@@ -74,9 +74,19 @@ def render_report(
         *multi_turn_lines(result.get("multi_turn"), context["candidate"]),
         *capability_lines(result.get("capability")),
         *_judge_lines(result.get("judge")),
+        *_timing_lines(result.get("timings")),
         *_samples(questions, answers, samples),
     ]
     return "\n".join(lines)
+
+
+def _timing_lines(timings: Mapping[str, Any] | None) -> list[str]:
+    """Where the evaluation's time went, section by section."""
+    if not timings:
+        return []
+    seconds = timings["seconds"]
+    cells = ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items())
+    return ["## Time per section", "", f"{cells}; {sum(seconds.values()):.1f} s in all.", ""]
 
 
 def _context_lines(result: Mapping[str, Any]) -> list[str]:

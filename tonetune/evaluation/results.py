@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from tonetune.data.questions import QuestionSet
+from tonetune.data.question_lists import QuestionSet
 from tonetune.evaluation.contestants import Answers
 from tonetune.evaluation.scoring import Scores
 from tonetune.stats import Estimate

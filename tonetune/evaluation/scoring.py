@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tonetune import stats
-from tonetune.data.questions import QuestionSet
+from tonetune.data.question_lists import QuestionSet
 from tonetune.evaluation import metrics as m
 from tonetune.evaluation.classifier import ToneClassifier
 from tonetune.evaluation.confusion import SpeakerReader

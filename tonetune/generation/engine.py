@@ -21,8 +21,8 @@ from transformers import DynamicCache
 
 from tonetune.generation.logits import FAILED, next_tokens
 from tonetune.generation.sampling import Sampling
+from tonetune.persona import Messages
 
-Messages = list[dict[str, str]]
 GREEDY = Sampling()
 BASE = "__base__"
 """The adapter name that means "the base model, every adapter off"."""

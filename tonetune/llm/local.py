@@ -69,7 +69,7 @@ class LocalClient(LLMClient):
     def engine(self) -> Engine:
         """The engine, loading the model on first use."""
         if self._engine is None:
-            from tonetune.models.loading import load_causal_lm, load_tokenizer
+            from tonetune.models.base_models import load_causal_lm, load_tokenizer
 
             self._engine = Engine(load_causal_lm(self.base_model), load_tokenizer(self.base_model))
         return self._engine

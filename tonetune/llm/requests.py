@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tonetune.generation.sampling import Sampling
+from tonetune.persona import Messages
 
-Messages = list[dict[str, str]]
 OPTIONAL = {"top_p": 1.0, "repetition_penalty": 1.0}
 """Parameters added after caches existed: left out of a request's key at their default."""
 

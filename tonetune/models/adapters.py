@@ -9,7 +9,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from tonetune.errors import ConfigError
-from tonetune.models.loading import load_causal_lm, quantization_config, torch_dtype
+from tonetune.models.base_models import load_causal_lm, quantization_config, torch_dtype
 from tonetune.schemas import AdapterConfig, AdapterKind, BaseModelConfig
 
 

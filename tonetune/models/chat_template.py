@@ -18,7 +18,8 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-Messages = list[dict[str, Any]]
+from tonetune.persona import Messages
+
 Span = tuple[int, int]
 _PLAIN: weakref.WeakKeyDictionary[Any, Tokenizer] = weakref.WeakKeyDictionary()
 

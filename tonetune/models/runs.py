@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from tonetune.config import typed
 from tonetune.errors import ConfigError, DivergedError, ModelNotFoundError
-from tonetune.models.loading import first_non_finite, load_causal_lm, quantization_config, torch_dtype
+from tonetune.models.base_models import first_non_finite, load_causal_lm, quantization_config, torch_dtype
 from tonetune.schemas import AdapterConfig, BaseModelConfig, PersonaConfig
 from tonetune.schemas.train import DataConfig
 

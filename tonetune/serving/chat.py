@@ -8,7 +8,7 @@ from typing import TextIO
 
 from tonetune.generation.engine import GenerationRequest, PromptTooLongError
 from tonetune.persona import with_system_prompt
-from tonetune.serving.loading import Served, ServedModel
+from tonetune.serving.served import Served, ServedModel
 
 HELP = "/reset clears the conversation, /exit (or Ctrl+D) quits."
 

@@ -36,9 +36,9 @@ from tonetune.generation.engine import GenerationRequest, PromptTooLongError, en
 from tonetune.generation.sampling import SamplingError
 from tonetune.persona import with_system_prompt
 from tonetune.serving.guards import authorize, check_message_lengths, install_error_handlers, read_body
-from tonetune.serving.loading import Served, ServedModel
 from tonetune.serving.protocol import APIError, ChatCompletionRequest, parse_request
 from tonetune.serving.scheduler import Job, Scheduler, asyncio_sink
+from tonetune.serving.served import Served, ServedModel
 
 log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tonetune.data.questions import Question
+from tonetune.data.question_lists import Question
 from tonetune.llm.client import LLMClient
 from tonetune.llm.requests import ChatRequest, Messages
 from tonetune.persona import persona_instructions

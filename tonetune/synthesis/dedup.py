@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tonetune.data.questions import Question
+from tonetune.data.question_lists import Question
 from tonetune.models.embeddings import embed
 
 _NOT_WORD = re.compile(r"[^\w\s]")

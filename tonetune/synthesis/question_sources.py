@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from tonetune.data.questions import Question, read_question_file
+from tonetune.data.question_lists import Question, read_question_file
 from tonetune.errors import ConfigError
 from tonetune.llm.client import LLMClient
 from tonetune.schemas import QuestionSetConfig

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tonetune.data.loading import Columns
-from tonetune.data.questions import QuestionSet, load_question_set
+from tonetune.data.question_lists import QuestionSet, load_question_set
 from tonetune.evaluation.settings import QuestionSettings
 
 
