@@ -96,7 +96,7 @@ def load_served(
     """``tonetune-serve`` and ``tonetune-chat``: runs, a model folder, or the base model, loaded."""
     from tonetune.config import typed
     from tonetune.schemas import BaseModelConfig
-    from tonetune.serving.loading import load_served as load
+    from tonetune.serving.served import load_served as load
 
     run_dirs = [run_dir] if isinstance(run_dir, str) else list(run_dir or [])
     base = None if run_dirs or model_dir else typed(BaseModelConfig, base_model)

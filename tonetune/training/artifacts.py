@@ -20,7 +20,7 @@ from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from tonetune.errors import DivergedError
 from tonetune.generation.sampling import Sampling
-from tonetune.models.loading import first_non_finite
+from tonetune.models.base_models import first_non_finite
 from tonetune.models.loss import causal_lm
 from tonetune.models.runs import CONFIG_FILE, MODEL_DIR
 from tonetune.runtime import save_resolved_config

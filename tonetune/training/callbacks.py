@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint, ThroughputMonitor
 
 from tonetune.errors import DivergedError
-from tonetune.models.loading import first_non_finite
+from tonetune.models.base_models import first_non_finite
 
 log = logging.getLogger(__name__)
 

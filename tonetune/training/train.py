@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from tonetune.config import Instantiable, command_config, plain_config
 from tonetune.generation.sampling import Sampling
 from tonetune.hardware import precision_reason
-from tonetune.models.loading import load_tokenizer
+from tonetune.models.base_models import load_tokenizer
 from tonetune.models.runs import METRICS_FILE
 from tonetune.persona import persona_instructions
 from tonetune.runtime import instantiate_named, write_json
