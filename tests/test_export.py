@@ -223,3 +223,19 @@ def test_embedded_merge_and_gguf_give_the_same_greedy_answer(make_train_cfg, tmp
         .text
     )
     assert answer == result["check_answers"][0] and len(answer.split()) > 2
+
+
+def test_the_model_card_shows_the_metrics_the_registry_puts_on_cards(tiny_run, tmp_path) -> None:
+    from tonetune.evaluation.registry import names
+    from tonetune.serving.export import model_card
+
+    folder = tiny_run / "evaluation"
+    folder.mkdir(exist_ok=True)
+    metrics = {"finetuned": {"tone_classifier": 0.9, "mean_words": 12.0, "not_on_cards": 0.5}}
+    evaluation = {"context": {"card_metrics": names(card=True)}, "metrics": metrics, "intervals": {}}
+    (folder / "metrics.json").write_text(json.dumps(evaluation))
+    try:
+        card = model_card(read_run(tiny_run))
+    finally:
+        (folder / "metrics.json").unlink()
+    assert "tone_classifier" in card and "not_on_cards" not in card

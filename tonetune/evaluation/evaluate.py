@@ -26,6 +26,7 @@ from tonetune.evaluation.outputs import write_outputs
 from tonetune.evaluation.perplexity import answer_nll
 from tonetune.evaluation.pressure import ask_pressure, pressure_report
 from tonetune.evaluation.question_sets import evaluation_sets
+from tonetune.evaluation.registry import names
 from tonetune.evaluation.results import EvaluationResult, SetResult, SetSummary
 from tonetune.evaluation.scoring import Scorer, Scores, ToneReader, compare
 from tonetune.evaluation.settings import REFERENCE, EvaluationSettings
@@ -257,4 +258,6 @@ def _context(
         "sampling": asdict(settings.sampling),
         "one_model_in_memory": models.shared,
         "candidate": settings.judge_candidate,
+        # what a model card shows, from the registry (serving/ reads it here: stages never import each other)
+        "card_metrics": names(card=True),
     }

@@ -24,16 +24,6 @@ from tonetune.schemas.commands import GGUFSettings
 from tonetune.serving.gguf_export import check_exportable, modelfile, write_gguf
 
 log = logging.getLogger(__name__)
-# The metrics with ``card=True`` in tonetune/evaluation/registry.py, in its order. serving/ cannot
-# import evaluation/ (stages never import each other), so tests/test_metric_registry.py keeps the two equal.
-CARD_METRICS = [
-    "tone_classifier",
-    "tone_classifier_masked",
-    "marker/all",
-    "stopped",
-    "length_ratio",
-    "relevance_ratio",
-]
 
 
 EXPORT = OwnedFolder(
@@ -156,7 +146,8 @@ def model_card(run: Run) -> str:
         "",
     ]
     if evaluation:
-        table = metrics_table(evaluation["metrics"], CARD_METRICS, evaluation.get("intervals"))
+        shown = evaluation.get("context", {}).get("card_metrics")  # the registry's card list; None: all
+        table = metrics_table(evaluation["metrics"], shown, evaluation.get("intervals"))
         lines += ["## Evaluation (95% intervals)", "", table, ""]
     return "\n".join(lines)
 
