@@ -50,9 +50,19 @@ class AnswerSettings:
 
     per_question: int = 1
     max_attempts: int = 3
+    """Candidates asked for per answer in all, over every round."""
+    candidates: int = 1
+    """Candidates (distinct seeds) sent per round; the first that passes the filters is kept."""
     few_shot: bool = True
     temperature: float = 0.8
     max_tokens: int = 120
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or self.max_attempts < 1:
+            raise ConfigError(
+                f"answers.candidates={self.candidates}, answers.max_attempts={self.max_attempts}: "
+                "each must be at least 1"
+            )
 
 
 @dataclass
@@ -77,6 +87,24 @@ class PreferenceSettings:
     filtered_as_rejected: bool = False
     """Also pair each chosen answer with the teacher's own answers that the filters rejected."""
     max_tokens: int = 120
+
+
+@dataclass
+class ContrastSettings:
+    """The contrast split for the tone readers (``contrast.*``): the same questions, not the persona."""
+
+    enabled: Optional[bool] = None
+    """null: on, unless the teacher runs in this process (``teacher=local``: off, it is CPU time)."""
+    personas: list[str] = field(default_factory=lambda: ["shakespeare_bard", "stoic_mentor", "elon_musk"])
+    """Persona cards of conf/persona/ that answer too (the run's own persona is skipped)."""
+    plain: bool = True
+    """Also plain, neutral answers at the persona's typical length."""
+    plain_words: Optional[int] = None
+    """null: the median word count of the kept persona answers (the card's min/max midpoint if none)."""
+    splits: list[str] = field(default_factory=lambda: ["train", "validation", "test"])
+    max_questions: Optional[int] = None
+    """At most this many questions per split (null: all)."""
+    max_tokens: int = 160
 
 
 @dataclass
@@ -131,6 +159,7 @@ class SynthesizeConfig:
     answers: AnswerSettings = field(default_factory=AnswerSettings)
     conversations: ConversationSettings = field(default_factory=ConversationSettings)
     preferences: PreferenceSettings = field(default_factory=PreferenceSettings)
+    contrast: ContrastSettings = field(default_factory=ContrastSettings)
     filters: FilterSettings = field(default_factory=FilterSettings)
     split: SplitSettings = field(default_factory=SplitSettings)
     log_samples: int = 50

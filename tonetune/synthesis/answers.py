@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,83 @@ def answer_request(
     )
 
 
+@dataclass
+class Asked:
+    """What asking for candidates until one passes gave: kept answers, rejections and their cost."""
+
+    kept: dict[int, tuple[str, int]] = field(default_factory=dict)
+    """Job -> (the first passing candidate, the round it came in, from 1)."""
+    rejected: dict[int, list[str]] = field(default_factory=dict)
+    """Job -> non-empty candidates that failed before one passed (all of them when none did)."""
+    reasons: list[tuple[int, str]] = field(default_factory=list)
+    """(job, why) for each rejected candidate."""
+    requests: int = 0
+    rounds: int = 0
+    spare: int = 0
+    """Candidates never checked: an earlier one of the same round passed."""
+    completion_tokens: int = 0
+
+    def cost(self, candidates: int) -> dict[str, Any]:
+        """Requests, decode rounds and completion tokens per kept answer (for the dataset card)."""
+        kept = max(len(self.kept), 1)
+        return {
+            "candidates": candidates,
+            "rounds": self.rounds,
+            "spare_candidates": self.spare,
+            "requests_per_kept": round(self.requests / kept, 3),
+            "rounds_per_kept": round(sum(r for _, r in self.kept.values()) / kept, 3),
+            "completion_tokens_per_kept": round(self.completion_tokens / kept, 1),
+        }
+
+
+RequestFor = Callable[[int, int], ChatRequest]
+"""(job, attempt) -> the request; attempts count candidates, so each one has its own seed."""
+ReasonOf = Callable[[int, str, str], "str | None"]
+"""(job, text, finish_reason) -> why the candidate is rejected, or None."""
+
+
+def ask_until_kept(
+    teacher: LLMClient,
+    jobs: int,
+    request_for: RequestFor,
+    reason_of: ReasonOf,
+    max_attempts: int,
+    candidates: int,
+    desc: str,
+) -> Asked:
+    """Ask ``jobs`` until each has a candidate that passes ``reason_of``, keeping the first in seed order.
+
+    Each round sends ``candidates`` requests per pending job at once (one ``complete`` call: one
+    batched decode, or concurrent API requests). Later rounds only for jobs with no passing
+    candidate, up to ``max_attempts`` candidates in all.
+    """
+    asked, pending, attempt = Asked(), list(range(jobs)), 0
+    while pending and attempt < max_attempts:
+        k = min(candidates, max_attempts - attempt)
+        sent = [(job, attempt + c) for job in pending for c in range(k)]
+        replies = teacher.complete(
+            [request_for(job, a) for job, a in sent], desc=f"{desc} (round {asked.rounds + 1})"
+        )
+        asked.rounds += 1
+        asked.requests += len(sent)
+        for (job, _), reply in zip(sent, replies, strict=True):
+            asked.completion_tokens += reply.completion_tokens
+            if job in asked.kept:
+                asked.spare += 1
+                continue
+            text = reply.text.strip()
+            reason = reason_of(job, text, reply.finish_reason)
+            if reason is None:
+                asked.kept[job] = (text, asked.rounds)
+                continue
+            asked.reasons.append((job, reason))
+            if text:
+                asked.rejected.setdefault(job, []).append(text)
+        pending = [job for job in pending if job not in asked.kept]
+        attempt += k
+    return asked
+
+
 def collect_answers(
     teacher: LLMClient,
     persona: PersonaConfig,
@@ -53,41 +131,37 @@ def collect_answers(
     settings: AnswerSettings,
     check: AnswerFilter,
 ) -> Answered:
-    """Persona answers; a rejected answer is asked again, up to ``answers.max_attempts`` times."""
-    pending = [(q, sample) for q in questions for sample in range(settings.per_question)]
-    result, reasons = Answered(), []
-    for attempt in range(settings.max_attempts):
-        if not pending:
-            break
-        requests = [
-            answer_request(persona, [{"role": "user", "content": q.text}], sample, attempt, settings)
-            for q, sample in pending
-        ]
-        replies = teacher.complete(requests, desc=f"Answers (attempt {attempt + 1})")
-        retry = []
-        for (question, sample), reply in zip(pending, replies, strict=True):
-            answer = reply.text.strip()
-            reason = check.reason(answer, reply.finish_reason)
-            reasons.append(reason)
-            if reason is None:
-                result.rows.append(
-                    {
-                        "question": question.text,
-                        "answer": answer,
-                        "category": question.category,
-                        "sample": sample,
-                    }
-                )
-                continue
-            retry.append((question, sample))
-            if answer:
-                result.rejected.setdefault(question.text, []).append(answer)
-        pending = retry
+    """Persona answers: ``answers.candidates`` per round, up to ``answers.max_attempts`` in all."""
+    jobs = [(q, sample) for q in questions for sample in range(settings.per_question)]
+
+    def request_for(job: int, attempt: int) -> ChatRequest:
+        question, sample = jobs[job]
+        history = [{"role": "user", "content": question.text}]
+        return answer_request(persona, history, sample, attempt, settings)
+
+    asked = ask_until_kept(
+        teacher,
+        len(jobs),
+        request_for,
+        lambda _job, text, finish: check.reason(text, finish),
+        settings.max_attempts,
+        settings.candidates,
+        "Answers",
+    )
+    result = Answered()
+    for job in sorted(asked.kept, key=lambda j: (asked.kept[j][1], j)):  # by round, as asked
+        (question, sample), answer = jobs[job], asked.kept[job][0]
+        result.rows.append(
+            {"question": question.text, "answer": answer, "category": question.category, "sample": sample}
+        )
+    for job, texts in sorted(asked.rejected.items()):
+        result.rejected.setdefault(jobs[job][0].text, []).extend(texts)
     answered = {row["question"] for row in result.rows}
     result.report = {
-        "requested": len(reasons),
+        "requested": asked.requests,
         "kept": len(result.rows),
-        "rejected": count_reasons(reasons),
+        "rejected": count_reasons([why for _, why in asked.reasons]),
         "questions_without_answer": sum(q.text not in answered for q in questions),
+        **asked.cost(settings.candidates),
     }
     return result

@@ -30,6 +30,8 @@ def render_card(persona: PersonaConfig, question_set: QuestionSetConfig, report:
         "| --- | ---: |",
         *_count_rows(report),
         "",
+        *_cost_lines(report),
+        *_contrast_lines(report.get("contrast")),
         "## Tokens and cost",
         "",
         f"- Requests sent this run: {usage['requests_sent']}; answered from the cache: {usage['cache_hits']}",
@@ -40,7 +42,9 @@ def render_card(persona: PersonaConfig, question_set: QuestionSetConfig, report:
         "Files: a `datasets` DatasetDict (train / validation / test, split by question and stratified by "
         "category), `openai_<split>.jsonl` in OpenAI fine-tuning format, `preferences_<split>.jsonl` "
         "in TRL's "
-        "conversational preference format (`prompt`, `chosen`, `rejected`), and this card.",
+        "conversational preference format (`prompt`, `chosen`, `rejected`), "
+        "`contrast_<split>.jsonl` (other personas' and plain answers to the same questions, for the "
+        "evaluation's tone readers) when the contrast split is on, and this card.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -64,3 +68,43 @@ def _count_rows(report: dict[str, Any]) -> list[str]:
         *[(f"{split} rows", n) for split, n in report["splits"].items()],
     ]
     return [f"| {name} | {value} |" for name, value in rows]
+
+
+def _cost_lines(report: dict[str, Any]) -> list[str]:
+    """What a kept persona answer cost: candidates per round, requests, decode rounds, tokens."""
+    a = report["answers"]
+    if "requests_per_kept" not in a:
+        return []  # seed data: nothing was asked
+    return [
+        "## Cost per kept answer",
+        "",
+        f"- Candidates per round: {a['candidates']}; rounds: {a['rounds']}; "
+        f"spare candidates (an earlier one passed): {a['spare_candidates']}",
+        f"- Per kept answer: {a['requests_per_kept']} requests, {a['rounds_per_kept']} decode rounds, "
+        f"{a['completion_tokens_per_kept']} completion tokens",
+        "",
+    ]
+
+
+def _contrast_lines(contrast: dict[str, Any] | None) -> list[str]:
+    """The contrast split's counts: rows and rejections per persona (and plain)."""
+    if not contrast:
+        return []
+    plain = (
+        f"; plain answers in about {contrast['plain_words']} words ({contrast['plain_words_from']})"
+        if contrast["plain_words"]
+        else ""
+    )
+    lines = [
+        "## Contrast split",
+        "",
+        f"{contrast['questions']} questions answered by others{plain}; "
+        f"{contrast['requested']} requests, {contrast['requests_per_kept']} per kept answer.",
+        "",
+        "| answered as | rows | rejected |",
+        "| --- | ---: | --- |",
+    ]
+    for name, rows in contrast["rows"].items():
+        rejected = ", ".join(f"{r}: {n}" for r, n in sorted(contrast["rejected"][name].items())) or "0"
+        lines.append(f"| {name} | {rows} | {rejected} |")
+    return [*lines, ""]

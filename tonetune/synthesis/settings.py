@@ -8,6 +8,7 @@ from pathlib import Path
 from tonetune.schemas import PersonaConfig, QuestionSetConfig
 from tonetune.schemas.synthesize import (
     AnswerSettings,
+    ContrastSettings,
     ConversationSettings,
     FilterSettings,
     PreferenceSettings,
@@ -19,6 +20,7 @@ from tonetune.schemas.synthesize import (
 
 __all__ = [
     "AnswerSettings",
+    "ContrastSettings",
     "ConversationSettings",
     "FilterSettings",
     "PreferenceSettings",
@@ -39,6 +41,7 @@ class SynthesisSettings:
     answers: AnswerSettings
     conversations: ConversationSettings
     preferences: PreferenceSettings
+    contrast: ContrastSettings
     split: SplitSettings
     filters: FilterSettings
     data_dir: Path
@@ -58,6 +61,7 @@ class SynthesisSettings:
             answers=config.answers,
             conversations=config.conversations,
             preferences=config.preferences,
+            contrast=config.contrast,
             split=config.split,
             filters=config.filters,
             data_dir=Path(config.data_dir),

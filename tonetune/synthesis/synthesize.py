@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +11,23 @@ import hydra
 from datasets import Dataset, DatasetDict
 
 from tonetune.config import command_config
-from tonetune.data.loading import load_conversations
 from tonetune.errors import ToneTuneError
 from tonetune.llm.cache import ResponseCache
 from tonetune.llm.client import LLMClient
 from tonetune.llm.endpoints import hide_credentials
 from tonetune.llm.local import LocalClient
 from tonetune.runtime import instantiate_named, task_wrapper, write_json
-from tonetune.schemas import BaseModelConfig
+from tonetune.schemas import BaseModelConfig, PersonaConfig
 from tonetune.schemas.synthesize import SynthesizeConfig
 from tonetune.synthesis.answers import Answered, collect_answers
 from tonetune.synthesis.card import render_card
+from tonetune.synthesis.contrast import collect_contrast, contrast_files, contrast_personas
 from tonetune.synthesis.conversations import ConversationWriters, extend_conversations
 from tonetune.synthesis.dataset_writer import assign_splits, check_target, write_dataset
 from tonetune.synthesis.filters import AnswerFilter
 from tonetune.synthesis.preferences import by_split, preference_pairs
 from tonetune.synthesis.question_sources import collect_questions
+from tonetune.synthesis.seed import seed_answer_report, seed_question_report, seed_rows
 from tonetune.synthesis.settings import SynthesisSettings
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,14 @@ def synthesize(cfg: SynthesizeConfig | Any) -> tuple[dict[str, Any], dict[str, A
     teacher: LLMClient = hydra.utils.instantiate(config.teacher, cache=cache)
     writer: LLMClient | None = None
     check = AnswerFilter(settings.persona, **dataclasses.asdict(settings.filters))
+    others = _contrast_cards(settings, teacher)  # an unknown card fails before any teacher call
     try:
         rows, report, filtered = _first_turns(settings, teacher, check)
         if settings.conversations.share > 0:
             writer = _follow_up_writer(config, cache) or teacher
             _extend(settings, ConversationWriters(persona=teacher, user=writer), rows, check, report)
         _assign_splits(rows, settings)
+        contrast = _contrast(settings, teacher, others, rows, report)
         pairs = _pairs(config.base_model, settings, teacher, cache, rows, filtered, report)
     finally:
         for client in {id(c): c for c in (teacher, writer) if c is not None}.values():
@@ -72,14 +74,14 @@ def synthesize(cfg: SynthesizeConfig | Any) -> tuple[dict[str, Any], dict[str, A
             f"the teacher gave no usable answer ({report['questions']['kept']} questions, answers rejected: "
             f"{report['answers']['rejected']}); see {settings.run_dir / 'report.json'}"
         )
-    files = dataset_files(dataset, render_card(settings.persona, settings.question_set, report)) | by_split(
-        pairs
-    )
+    card = render_card(settings.persona, settings.question_set, report)
+    files = dataset_files(dataset, card) | by_split(pairs) | contrast_files(contrast)
     write_dataset(dataset, files, settings.run_dir / "dataset", overwrite=settings.overwrite)
     write_dataset(dataset, files, settings.data_dir, overwrite=settings.overwrite)
     _log_to_trackers(config, report, rows)
     log.info("Dataset written to %s (and %s)", settings.data_dir, settings.run_dir / "dataset")
-    return report, {"dataset": dataset, "run_dir": settings.run_dir, "rows": rows, "pairs": pairs}
+    objects = {"dataset": dataset, "run_dir": settings.run_dir, "rows": rows, "pairs": pairs}
+    return report, {**objects, "contrast": contrast}
 
 
 def hide_credentials_in_saved_configs() -> None:
@@ -128,7 +130,7 @@ def _first_turns(
     """The conversations' first turns: the seed data's, or the teacher's answers to collected questions."""
     if settings.seed_data:
         rows = seed_rows(settings.seed_data)
-        return rows, {"questions": _seed_question_report(rows), "answers": _seed_answer_report(rows)}, {}
+        return rows, {"questions": seed_question_report(rows), "answers": seed_answer_report(rows)}, {}
     questions, question_report = collect_questions(
         settings.questions, settings.question_set, teacher, settings.seed
     )
@@ -138,6 +140,34 @@ def _first_turns(
         {"questions": question_report, "answers": answered.report},
         answered.rejected,
     )
+
+
+def _contrast_cards(settings: SynthesisSettings, teacher: LLMClient) -> list[PersonaConfig] | None:
+    """The contrast personas' cards, or None when the contrast split is off.
+
+    ``contrast.enabled=null`` means on, except for a teacher in this process (``teacher=local``),
+    where every answer costs CPU time and the quickstart must stay fast.
+    """
+    enabled = settings.contrast.enabled
+    if enabled is None:
+        enabled = not teacher.in_process
+    return contrast_personas(settings.contrast, settings.persona) if enabled else None
+
+
+def _contrast(
+    settings: SynthesisSettings,
+    teacher: LLMClient,
+    others: list[PersonaConfig] | None,
+    rows: list[dict[str, Any]],
+    report: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The contrast split's rows (other personas and plain answers to the same questions), counted."""
+    if others is None or not rows:
+        return []
+    found, report["contrast"] = collect_contrast(
+        teacher, settings.persona, others, rows, settings.contrast, settings.answers, settings.filters
+    )
+    return found
 
 
 def _pairs(
@@ -199,41 +229,6 @@ def _assign_splits(rows: list[dict[str, Any]], settings: SynthesisSettings) -> N
     )
     for row in rows:
         row["split"] = split_of[row["question"]]
-
-
-def seed_rows(source: str) -> list[dict[str, Any]]:
-    """Conversations of an existing dataset (chat or question/answer rows) as first turns, splits kept."""
-    data = load_conversations(source)
-    return [
-        {
-            "messages": row["messages"],
-            "question": next(m["content"] for m in row["messages"] if m["role"] == "user"),
-            "category": row.get("category") or "seed",
-            "split": split if len(data) > 1 else "",
-            "sample": 0,
-        }
-        for split, rows in data.items()
-        for row in rows
-    ]
-
-
-def _seed_question_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "source": "seed_data",
-        "generated": 0,
-        "from_bank": 0,
-        "from_files": 0,
-        "unparseable_lists": 0,
-        "exact_duplicates": 0,
-        "near_duplicates": 0,
-        "near_duplicate_threshold": 1.0,
-        "kept": len({r["question"] for r in rows}),
-        "by_category": dict(Counter(r["category"] for r in rows)),
-    }
-
-
-def _seed_answer_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"requested": 0, "kept": len(rows), "rejected": {}, "questions_without_answer": 0}
 
 
 def build_dataset(rows: list[dict[str, Any]]) -> DatasetDict:
