@@ -14,7 +14,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from tonetune.hardware import best_precision
 from tonetune.schemas import AdapterConfig, BaseModelConfig, PersonaConfig, QuestionSetConfig
-from tonetune.schemas.commands import ArenaConfig, EvaluateConfig, ExportConfig
+from tonetune.schemas.commands import (
+    ArenaConfig,
+    ChatConfig,
+    EvaluateConfig,
+    ExportConfig,
+    ServeConfig,
+    SweepReportConfig,
+)
 from tonetune.schemas.evaluation import EvaluationConfig
 from tonetune.schemas.synthesize import SynthesizeConfig
 from tonetune.schemas.train import TrainConfig
@@ -36,6 +43,9 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "arena": ArenaConfig,
     "synthesize": SynthesizeConfig,
     "export": ExportConfig,
+    "serve": ServeConfig,
+    "chat": ChatConfig,
+    "sweep_report": SweepReportConfig,
 }
 """Command -> the schema of its whole config (``<command>_schema``, first in ``conf/<command>.yaml``)."""
 Instantiable = dict[str, Any]

@@ -14,7 +14,7 @@ from typing import Any
 from tonetune.config import command_config
 from tonetune.models.runs import METRICS_FILE, read_run
 from tonetune.runtime import task_wrapper, write_json
-from tonetune.schemas.commands import ExportConfig
+from tonetune.schemas.commands import ChatConfig, ExportConfig, ServeConfig, ServerSettings
 from tonetune.schemas.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -90,26 +90,21 @@ def build_arena(cfg: Any) -> tuple[Any, Any]:
     return build(cfg)
 
 
-def load_served(
-    run_dir: Any, model_dir: str | None, base_model: Any, merge: bool, system_prompt: str, name: str | None
-) -> Any:
+def load_served(config: ServeConfig | ChatConfig) -> Any:
     """``tonetune-serve`` and ``tonetune-chat``: runs, a model folder, or the base model, loaded."""
-    from tonetune.config import typed
-    from tonetune.schemas import BaseModelConfig
     from tonetune.serving.served import load_served as load
 
-    run_dirs = [run_dir] if isinstance(run_dir, str) else list(run_dir or [])
-    base = None if run_dirs or model_dir else typed(BaseModelConfig, base_model)
-    return load(run_dirs, model_dir, base, merge, system_prompt, name)
+    run_dirs = [config.run_dir] if isinstance(config.run_dir, str) else list(config.run_dir or [])
+    base = None if run_dirs or config.model_dir else config.base_model
+    name = getattr(config, "model_name", None)
+    return load(run_dirs, config.model_dir, base, config.merge_adapter, config.system_prompt, name)
 
 
-def serve(served: Any, server: Any, host: str, port: int) -> None:
+def serve(served: Any, server: ServerSettings, host: str, port: int) -> None:
     """``tonetune-serve``: the OpenAI-compatible server until a signal stops it."""
-    from tonetune.config import typed
-    from tonetune.serving.server import ServerSettings
     from tonetune.serving.server import serve as run
 
-    run(served, typed(ServerSettings, server), host, port)
+    run(served, server, host, port)
 
 
 def chat(served: Any, overrides: dict[str, Any]) -> None:

@@ -19,13 +19,14 @@ from tonetune.config import CONFIG_DIR
 def _main(cfg: DictConfig) -> None:
     from transformers.utils import logging as hf_logging
 
-    from tonetune.cli.serve import load_from_cfg
-    from tonetune.workflows import chat
+    from tonetune.config import command_config
+    from tonetune.schemas.commands import ChatConfig
+    from tonetune.workflows import chat, load_served
 
     hf_logging.disable_progress_bar()  # the terminal is the conversation's: no loading bars in it
-    served = load_from_cfg(cfg)
+    config = command_config(ChatConfig, cfg)
     names = ("max_new_tokens", "temperature", "top_p", "repetition_penalty")
-    chat(served, {name: cfg.get(name) for name in names})
+    chat(load_served(config), {name: getattr(config, name) for name in names})
 
 
 def main() -> None:

@@ -13,32 +13,20 @@ import hydra
 from omegaconf import DictConfig
 
 from tonetune.cli.errors import exit_on_user_error, run_app
-from tonetune.config import CONFIG_DIR, plain
+from tonetune.config import CONFIG_DIR, command_config
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")
 @exit_on_user_error("tonetune-serve")
 def _main(cfg: DictConfig) -> None:
-    from tonetune.workflows import serve
+    from tonetune.schemas.commands import ServeConfig
+    from tonetune.workflows import load_served, serve
 
-    served = load_from_cfg(cfg)
+    config = command_config(ServeConfig, cfg)
+    served = load_served(config)
     names = ", ".join(served.models)
-    print(f"Serving {names} on http://{cfg.host}:{cfg.port}/v1 (Ctrl+C to stop)", flush=True)
-    serve(served, plain(cfg.server), cfg.host, cfg.port)
-
-
-def load_from_cfg(cfg: DictConfig):
-    """What serve.yaml / chat.yaml name: runs, a model folder, or the base model."""
-    from tonetune.workflows import load_served
-
-    return load_served(
-        plain(cfg.run_dir),
-        cfg.model_dir,
-        plain(cfg.base_model),
-        cfg.merge_adapter,
-        cfg.system_prompt,
-        cfg.get("model_name"),
-    )
+    print(f"Serving {names} on http://{config.host}:{config.port}/v1 (Ctrl+C to stop)", flush=True)
+    serve(served, config.server, config.host, config.port)
 
 
 def main() -> None:

@@ -23,10 +23,13 @@ def _main(cfg: DictConfig) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from tonetune.config import command_config
+    from tonetune.schemas.commands import SweepReportConfig
     from tonetune.workflows import sweep_report
 
-    sweep_dir = Path(cfg.sweep_dir)
-    report = sweep_report(sweep_dir, cfg.metric)
+    config = command_config(SweepReportConfig, cfg)
+    sweep_dir = Path(config.sweep_dir)
+    report = sweep_report(sweep_dir, config.metric)
     table = Table(title=f"{sweep_dir.name}: ranked by {report['metric']} ({report['direction']})")
     columns = list(report["rows"][0])
     for column in columns:

@@ -1,4 +1,4 @@
-"""The whole config of ``tonetune-evaluate``, ``-arena`` and ``-export``, typed at composition."""
+"""The whole config of every command but train and synthesize, typed at composition."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from tonetune.schemas import BaseModelConfig
 from tonetune.schemas.evaluation import EvaluationConfig
 from tonetune.schemas.sampling import SamplingConfig
 from tonetune.schemas.train import PathsConfig
@@ -71,4 +72,64 @@ class ExportConfig:
     """Compare llama.cpp's greedy answers with the merged model's (needs llama-cpp-python)."""
     verify_prompts: list[str] = field(default_factory=list)
     gguf: GGUFSettings = field(default_factory=GGUFSettings)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class ServerSettings:
+    """``server.*``: how the server batches and guards (``conf/serve.yaml``)."""
+
+    api_key_env: Optional[str] = "TONETUNE_SERVE_API_KEY"
+    max_batch_size: int = 8
+    batch_timeout: float = 0.05
+    max_n: int = 4
+    default_max_tokens: int = 256
+    timeout: float = 120.0
+    max_body_bytes: int = 1_000_000
+    max_message_chars: int = 100_000
+
+
+@dataclass
+class ServeConfig:
+    """Everything ``tonetune-serve`` reads (``conf/serve.yaml``)."""
+
+    task_name: str = "serve"
+    run_dir: Any = None
+    """One run folder or a list (adapter runs of one base share it); null: model_dir or base_model."""
+    model_dir: Optional[str] = None
+    merge_adapter: bool = True
+    model_name: Optional[str] = None
+    system_prompt: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    server: ServerSettings = field(default_factory=ServerSettings)
+    base_model: BaseModelConfig = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class ChatConfig:
+    """Everything ``tonetune-chat`` reads (``conf/chat.yaml``); null sampling values keep the run's."""
+
+    task_name: str = "chat"
+    run_dir: Any = None
+    model_dir: Optional[str] = None
+    merge_adapter: bool = True
+    system_prompt: str = "auto"
+    max_new_tokens: Optional[int] = 256
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    repetition_penalty: Optional[float] = None
+    base_model: BaseModelConfig = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class SweepReportConfig:
+    """Everything ``tonetune-sweep-report`` reads (``conf/sweep_report.yaml``)."""
+
+    task_name: str = "sweep_report"
+    sweep_dir: str = MISSING
+    metric: Optional[str] = None
+    """null: the sweep's own optimized metric."""
     paths: PathsConfig = field(default_factory=PathsConfig)

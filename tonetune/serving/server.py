@@ -26,7 +26,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,6 +35,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from tonetune.generation.engine import GenerationRequest, PromptTooLongError, encode_chat
 from tonetune.generation.sampling import SamplingError
 from tonetune.persona import with_system_prompt
+from tonetune.schemas.commands import ServerSettings
 from tonetune.serving.guards import authorize, check_message_lengths, install_error_handlers, read_body
 from tonetune.serving.protocol import APIError, ChatCompletionRequest, parse_request
 from tonetune.serving.scheduler import Job, Scheduler, asyncio_sink
@@ -42,20 +43,6 @@ from tonetune.serving.served import Served, ServedModel
 
 log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-@dataclass
-class ServerSettings:
-    """How the server batches and guards (``conf/serve.yaml``)."""
-
-    api_key_env: str | None = "TONETUNE_SERVE_API_KEY"
-    max_batch_size: int = 8
-    batch_timeout: float = 0.05
-    max_n: int = 4
-    default_max_tokens: int = 256
-    timeout: float = 120.0
-    max_body_bytes: int = 1_000_000
-    max_message_chars: int = 100_000
 
 
 def build_app(served: Served, settings: ServerSettings) -> FastAPI:

@@ -59,6 +59,8 @@ class Asked:
     """(job, why) for each rejected candidate."""
     requests: int = 0
     rounds: int = 0
+    by_round: list[int] = field(default_factory=list)
+    """Requests sent in each round."""
     spare: int = 0
     """Candidates never checked: an earlier one of the same round passed."""
     completion_tokens: int = 0
@@ -69,6 +71,7 @@ class Asked:
         return {
             "candidates": candidates,
             "rounds": self.rounds,
+            "requests_by_round": list(self.by_round),
             "spare_candidates": self.spare,
             "requests_per_kept": round(self.requests / kept, 3),
             "rounds_per_kept": round(sum(r for _, r in self.kept.values()) / kept, 3),
@@ -106,6 +109,7 @@ def ask_until_kept(
         )
         asked.rounds += 1
         asked.requests += len(sent)
+        asked.by_round.append(len(sent))
         for (job, _), reply in zip(sent, replies, strict=True):
             asked.completion_tokens += reply.completion_tokens
             if job in asked.kept:

@@ -78,7 +78,8 @@ def _cost_lines(report: dict[str, Any]) -> list[str]:
     return [
         "## Cost per kept answer",
         "",
-        f"- Candidates per round: {a['candidates']}; rounds: {a['rounds']}; "
+        f"- Candidates per round: {a['candidates']}; rounds: {a['rounds']} "
+        f"(requests: {', '.join(map(str, a['requests_by_round'])) or 'none'}); "
         f"spare candidates (an earlier one passed): {a['spare_candidates']}",
         f"- Per kept answer: {a['requests_per_kept']} requests, {a['rounds_per_kept']} decode rounds, "
         f"{a['completion_tokens_per_kept']} completion tokens",
