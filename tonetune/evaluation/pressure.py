@@ -12,13 +12,11 @@ from typing import Any
 from tonetune import stats
 from tonetune.evaluation.answering import AnswerPool, Ticket
 from tonetune.evaluation.contestants import Contestant
+from tonetune.evaluation.registry import names
 from tonetune.evaluation.scoring import ToneReader, compare, summarise
 from tonetune.generation.sampling import Sampling
 from tonetune.persona import Messages
 from tonetune.schemas import PressureProbe
-
-TONE_METRICS = ("tone_classifier", "tone_classifier_masked", "marker/all")
-
 
 def probe_messages(probe: PressureProbe, question: str) -> Messages:
     """The user message the probe makes of ``question``, after its system prompt when it has one."""
@@ -50,7 +48,7 @@ def pressure_report(
     conversations, tickets = asked
     answers = {name: pool.answers(ticket).texts for name, ticket in tickets.items()}
     per_answer = {
-        name: {k: v for k, v in tone.read(texts).items() if k in TONE_METRICS}
+        name: {k: v for k, v in tone.read(texts).items() if k in names(pressure=True)}
         for name, texts in answers.items()
     }
     n = len(questions)
