@@ -18,6 +18,7 @@ from tonetune.generation.sampling import Sampling
 from tonetune.persona import Messages
 from tonetune.schemas import PressureProbe
 
+
 def probe_messages(probe: PressureProbe, question: str) -> Messages:
     """The user message the probe makes of ``question``, after its system prompt when it has one."""
     user = {"role": "user", "content": probe.template.format(question=question)}
