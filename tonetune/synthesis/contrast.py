@@ -184,5 +184,5 @@ def contrast_files(found: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
     """``contrast_<split>.jsonl`` contents, rows carrying their ``split``."""
     files: dict[str, list[dict[str, Any]]] = {}
     for row in found:
-        pass
+        files.setdefault(f"contrast_{row['split']}.jsonl", []).append(row)
     return files
