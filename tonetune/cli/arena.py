@@ -21,14 +21,15 @@ from tonetune.config import CONFIG_DIR
 @exit_on_user_error("tonetune-arena")
 def _main(cfg: DictConfig) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves this machine
+    from tonetune.config import command_config
+    from tonetune.schemas.commands import ArenaConfig
     from tonetune.workflows import build_arena
 
-    arena, page = build_arena(cfg)
-    print(
-        f"Arena on http://{cfg.host}:{cfg.port} ({', '.join(arena.contestants)}); votes: {arena.log.path}",
-        flush=True,
-    )
-    page.queue().launch(server_name=cfg.host, server_port=cfg.port, share=False, quiet=True)
+    config = command_config(ArenaConfig, cfg)  # typed once, here
+    arena, page = build_arena(config)
+    where = f"http://{config.host}:{config.port}"
+    print(f"Arena on {where} ({', '.join(arena.contestants)}); votes: {arena.log.path}", flush=True)
+    page.queue().launch(server_name=config.host, server_port=config.port, share=False, quiet=True)
 
 
 def main() -> None:

@@ -19,9 +19,11 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 @exit_on_user_error("tonetune-evaluate")
 def _main(cfg: DictConfig) -> None:
+    from tonetune.config import command_config
+    from tonetune.schemas.commands import EvaluateConfig
     from tonetune.workflows import headline, run_evaluation
 
-    result, objects = run_evaluation(cfg)
+    result, objects = run_evaluation(command_config(EvaluateConfig, cfg))  # typed once, here
     print(headline(result))
     print(f"Report (every metric, samples, plots): {objects['out_dir'] / 'report.md'}")
 

@@ -21,9 +21,11 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 @exit_on_user_error("tonetune-export")
 def _main(cfg: DictConfig) -> None:
+    from tonetune.config import command_config
+    from tonetune.schemas.commands import ExportConfig
     from tonetune.workflows import run_export
 
-    result, agreement = run_export(cfg)
+    result, agreement = run_export(command_config(ExportConfig, cfg))  # typed once, here
     print(f"Hugging Face folder: {result['hf_dir']}")
     if "gguf" in result:
         print(

@@ -18,9 +18,11 @@ from tonetune.config import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="synthesize")
 @exit_on_user_error("tonetune-synthesize")
 def _main(cfg: DictConfig) -> None:
+    from tonetune.config import command_config
+    from tonetune.schemas.synthesize import SynthesizeConfig
     from tonetune.workflows import run_synthesis
 
-    report, objects = run_synthesis(cfg)
+    report, objects = run_synthesis(command_config(SynthesizeConfig, cfg))  # typed once, here
     print(f"Dataset: {report['data_dir']} ({report['splits']}); card and report in {objects['run_dir']}")
 
 
