@@ -200,7 +200,11 @@ def test_ctrl_c_saves_the_model_and_a_resumable_checkpoint(tmp_path, make_train_
     [
         ("data.batch_size=-1", "data.batch_size=-1: must be at least 1"),
         ("optimizer.lr=0", "optimizer.lr=0: must be above 0 (nothing would train)"),
-        ("checkpoint.select=median", "checkpoint.select='median' is not one of best, last"),
+        # typed at composition (an enum in schemas/train.py): refused before anything loads
+        (
+            "checkpoint.select=median",
+            "checkpoint.select=median: Invalid value 'median', expected one of [last, best]",
+        ),
     ],
 )
 def test_options_that_would_fail_late_are_refused_at_once(option, expected, tmp_path) -> None:
