@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from tonetune.config import REPO_ROOT, default_cache_dir
 from tonetune.evaluation.confusion import SpeakerReader, held_out_confusion
 from tonetune.evaluation.contrast import NEUTRAL, Pool
 from tonetune.evaluation.plots import confusion
-from tonetune.evaluation.settings import EvaluationSettings
 from tonetune.evaluation.validity import Rate
 from tonetune.generation.sampling import Sampling
 from tonetune.llm.cache import ResponseCache
@@ -61,11 +61,12 @@ def rows(path: Path) -> list[dict]:
 def base_answers(run_dir: Path, questions: list[str], cache_path: Path) -> list[str]:
     """The base's own answers to ``questions``, requested exactly as ``tone.neutral_answers`` does."""
     run = read_run(run_dir)
-    settings = EvaluationSettings.from_cfg(run.cfg.evaluation)
-    greedy = Sampling(max_new_tokens=settings.sampling.max_new_tokens).request_params()
+    evaluation = OmegaConf.load(run_dir / "config.yaml").get("evaluation", {})
+    max_new_tokens = evaluation.get("sampling", {}).get("max_new_tokens", Sampling().max_new_tokens)
+    greedy = Sampling(max_new_tokens=max_new_tokens).request_params()
     cache = ResponseCache(cache_path)
     try:
-        client = LocalClient(run.base_model, settings.batch_size, cache=cache)
+        client = LocalClient(run.base_model, evaluation.get("batch_size", 32), cache=cache)
         requests = [ChatRequest.of(single_turn(q), **greedy) for q in questions]
         return [r.text for r in client.complete(requests, desc="Base answers (neutral)")]
     finally:
