@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import SHARED_DIR, compose_config
 from tonetune.config import REPO_ROOT, typed
 from tonetune.evaluation.contrast import ContrastAnswer
-from tonetune.evaluation.report import render_report
+from tonetune.evaluation.report import headline, render_report
 from tonetune.evaluation.settings import ClassifierSettings, ContrastSettings
 from tonetune.evaluation.stylometry import blend_features
 from tonetune.evaluation.tone import build_pool, build_reader
@@ -133,6 +133,8 @@ def test_validity_flags_a_reader_that_cannot_tell_personas_apart(shared) -> None
     report = render_report(_result(poor), [], {}, 0)
     first = report.splitlines()[:6]
     assert any("`tone_classifier`" in line and CANNOT_TELL in line for line in first), first
+    printed = headline(_result(poor)).splitlines()  # what tonetune-evaluate (and the quickstart) print
+    assert any("`tone_classifier`" in line and CANNOT_TELL in line for line in printed[:4]), printed
 
 
 def _result(classifier: dict) -> dict:

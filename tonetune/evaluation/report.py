@@ -19,8 +19,9 @@ from tonetune.markdown import differences_table, metrics_table, number, with_int
 
 
 def headline(result: Mapping[str, Any]) -> str:
-    """Per question set: the headline table with intervals, then the candidate's differences."""
-    blocks = []
+    """Each reader's validity line, then per question set the headline table and the differences."""
+    validity = validity_lines(result["classifier"])
+    blocks = ["\n".join(line for line in validity if line)] if validity else []
     for name, s in result["sets"].items():
         lines = [f"Question set `{name}`: {s['questions']} questions from {s['source']}", ""]
         shown = names(headline=True)
