@@ -10,7 +10,10 @@ import json
 
 from tests.conftest import compose_config
 from tests.test_serving import start_server, stop, tiny_run  # noqa: F401 (the run is a fixture)
+from tonetune.evaluation.contestants import EndpointContestant
 from tonetune.evaluation.evaluate import evaluate
+from tonetune.generation.sampling import Sampling
+from tonetune.llm.openai_api import OpenAIClient
 
 
 def test_an_endpoint_contestant_answers_like_the_same_model_in_process(tiny_run, tmp_path) -> None:  # noqa: F811
@@ -45,8 +48,11 @@ def test_an_endpoint_contestant_answers_like_the_same_model_in_process(tiny_run,
             ],
         )
         _, objects = evaluate(cfg)
+        streamed = _streamed(url, objects["sets"][0].questions.questions[0])
     finally:
         stop(process)
+    # the arena's way: an endpoint contestant streams through the LLM client, penalty included
+    assert streamed == objects["answers"]["finetuned"].texts[0]
     answers = objects["answers"]
     assert answers["large_prompted"].texts == answers["finetuned"].texts
     assert answers["large_prompted"].finish_reasons == answers["finetuned"].finish_reasons
@@ -59,3 +65,12 @@ def test_an_endpoint_contestant_answers_like_the_same_model_in_process(tiny_run,
         for name in ("large_prompted", "finetuned")
     }
     assert by_contestant["large_prompted"] and by_contestant["large_prompted"] == by_contestant["finetuned"]
+
+
+def _streamed(url: str, question: str) -> str:
+    client = OpenAIClient(
+        "elon_musk", base_url=f"{url}/v1", api_key_required=False, max_tokens_param="max_tokens"
+    )
+    sampling = Sampling(max_new_tokens=12, repetition_penalty=3.0)
+    contestant = EndpointContestant("served", client)
+    return "".join(contestant.stream([{"role": "user", "content": question}], sampling)).strip()

@@ -88,3 +88,12 @@ def test_a_bad_evaluation_sampling_value_stops_training_before_the_model_loads(
         result.stderr[-2000:]
     )
     assert not (tmp_path / "model").exists() and "Loading" not in result.stderr
+
+
+def test_the_seeds_of_several_choices_stay_in_range() -> None:
+    from tonetune.generation.sampling import SEED_RANGE
+    from tonetune.serving.server import choice_seed
+
+    assert [choice_seed(41, i) for i in range(3)] == [41, 42, 43]
+    top = choice_seed(SEED_RANGE[1], 1)
+    assert SEED_RANGE[0] <= top <= SEED_RANGE[1] and Sampling(seed=top).seed == top

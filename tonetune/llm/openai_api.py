@@ -27,6 +27,10 @@ from tonetune.llm.requests import ChatRequest, ChatResult, result_from_completio
 OPENAI_URL = "https://api.openai.com/v1"
 
 
+NOT_OPENAI = ("repetition_penalty",)
+"""Body fields OpenAI's API does not define (vLLM and tonetune-serve honour them)."""
+
+
 class OpenAIClient(LLMClient):
     """Chat completions from an OpenAI-compatible endpoint; the key comes from ``api_key_env`` only."""
 
@@ -128,9 +132,11 @@ class OpenAIClient(LLMClient):
         """The answer streamed by the server, through the official SDK."""
         from openai import OpenAI
 
-        chunks = OpenAI(**self.client_options()).chat.completions.create(
-            **self.request_body(request), stream=True
-        )
+        body = self.request_body(request)
+        # the SDK's create() takes only OpenAI's own parameters; the others travel in the body as is
+        extra = {key: body.pop(key) for key in NOT_OPENAI if key in body}
+        api = OpenAI(**self.client_options())
+        chunks = api.chat.completions.create(**body, extra_body=extra or None, stream=True)
         for chunk in chunks:
             if chunk.choices and chunk.choices[0].delta.content:
                 yield chunk.choices[0].delta.content

@@ -33,7 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from tonetune.generation.engine import GenerationRequest, PromptTooLongError, encode_chat
-from tonetune.generation.sampling import SamplingError
+from tonetune.generation.sampling import SEED_RANGE, SamplingError
 from tonetune.persona import with_system_prompt
 from tonetune.schemas.commands import ServerSettings
 from tonetune.serving.guards import authorize, check_message_lengths, install_error_handlers, read_body
@@ -148,9 +148,15 @@ def _generation_requests(
     except SamplingError as err:
         raise APIError(400, str(err), str(err).split("=", 1)[0]) from err
     return [
-        GenerationRequest(input_ids, replace(sampling, seed=sampling.seed + i), model.adapter)
+        GenerationRequest(input_ids, replace(sampling, seed=choice_seed(sampling.seed, i)), model.adapter)
         for i in range(body.n)
     ]
+
+
+def choice_seed(seed: int, choice: int) -> int:
+    """The seed of choice ``choice`` of ``n``: consecutive, wrapped into what a generator takes."""
+    low, high = SEED_RANGE
+    return low + (seed + choice - low) % (high - low + 1)
 
 
 async def _events(job: Job, events: asyncio.Queue, timeout: float) -> AsyncIterator[tuple]:

@@ -35,7 +35,10 @@ def resolve_init_from(config: TrainConfig) -> TrainConfig:
         )
     if run.is_adapter:
         log.info("init_from: continuing %s's %s adapter (its adapter.* settings)", run.name, run.adapter.name)
-        return replace(config, adapter=run.adapter)
+        optimizer = dict(config.optimizer)
+        if optimizer.get("lr") == config.adapter.lr:  # it followed ${adapter.lr}: follow the run's adapter
+            optimizer["lr"] = run.adapter.lr
+        return replace(config, adapter=run.adapter, optimizer=optimizer)
     log.info("init_from: starting from %s's %s weights", run.name, run.adapter.name)
     base_model = replace(config.base_model, source=ModelSource.hub, path=str(run.model_dir.resolve()))
     return replace(config, base_model=base_model)
