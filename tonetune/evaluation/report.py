@@ -110,7 +110,7 @@ def _context_lines(result: Mapping[str, Any]) -> list[str]:
         f"{', '.join(result['classifier'].get('contrast', {}).get('negatives', ['base']))}, see the validity "
         "lines above); "
         f"`tone_classifier_masked` reads the same answers with the persona's markers removed (accuracy "
-        f"{masked['held_out_accuracy']:.3f}): the tone recognised without emojis and hashtags; "
+        f"{masked['held_out_accuracy']:.3f}; what it can tell apart: the negatives in its validity line); "
         "`tone_stylometric` reads only function words, punctuation and word shapes (topic-blind), "
         "`readers_agree` is its agreement with `tone_classifier`",
         "- `marker/all`: every *required* marker of the persona card; optional markers are counted one by "
