@@ -324,6 +324,7 @@ def test_server_is_a_teacher_and_a_reference_contestant(server, tiny_run, tmp_pa
             "questions.source=files",
             f"questions.files=[{questions}]",
             "answers.max_tokens=6",
+            "contrast.max_tokens=6",
             "preferences.enabled=false",
             *filters_off,
             "logger=none",
@@ -333,8 +334,11 @@ def test_server_is_a_teacher_and_a_reference_contestant(server, tiny_run, tmp_pa
         ],
     )
     report, _ = synthesize(synth_cfg)
-    assert report["usage"]["requests_sent"] == len(DISTINCT_QUESTIONS)
-    assert 0 < report["usage"]["completion_tokens"] <= 6 * len(DISTINCT_QUESTIONS)
+    # An API teacher also answers the contrast split: the same questions as other personas, and plainly.
+    contrast = report["contrast"]["requested"]
+    assert contrast >= len(DISTINCT_QUESTIONS)
+    assert report["usage"]["requests_sent"] == len(DISTINCT_QUESTIONS) + contrast
+    assert 0 < report["usage"]["completion_tokens"] <= 6 * report["usage"]["requests_sent"]
     data = load_from_disk(str(tmp_path / "data"))
     assert sorted(q for split in data.values() for q in split["question"]) == sorted(DISTINCT_QUESTIONS)
 
