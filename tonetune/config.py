@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from tonetune.hardware import best_precision
+from tonetune.hardware import best_decode_dtype, best_precision
 from tonetune.schemas import AdapterConfig, BaseModelConfig, PersonaConfig, QuestionSetConfig
 from tonetune.schemas.commands import (
     ArenaConfig,
@@ -86,6 +86,7 @@ def register_configs() -> None:
         # Run folders record absolute paths, so a run can be evaluated or served from anywhere.
         "tonetune.abspath": lambda path: str(Path(path).expanduser().resolve()),
         "tonetune.precision": best_precision,
+        "tonetune.decode_dtype": best_decode_dtype,
     }
     for name, fn in resolvers.items():
         OmegaConf.register_new_resolver(name, fn, replace=True)

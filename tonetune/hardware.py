@@ -1,7 +1,7 @@
-"""What the machine can do fast: the training precision that fits its CPU or GPU.
+"""What the machine can do fast: the training precision and the decoding dtype that fit its CPU or GPU.
 
-bf16 mixed precision where the hardware computes bf16 natively (CPUs with ``avx512_bf16`` or AMX,
-GPUs that support it), fp32 elsewhere: on a CPU without native bf16, bf16 is emulated and slower.
+bf16 where the hardware computes bf16 natively (CPUs with ``avx512_bf16`` or AMX, GPUs that
+support it), fp32 elsewhere: on a CPU without native bf16, bf16 is emulated and slower.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ def best_precision(accelerator: str, flags: frozenset[str] | None = None, gpu: b
         flags = cpu_flags() if flags is None else flags
         return MIXED if any(flag in flags for flag in BF16_CPU_FLAGS) else FULL
     return FULL
+
+
+def best_decode_dtype(flags: frozenset[str] | None = None, gpu: bool | None = None) -> str:
+    """The dtype the generation engine decodes in: ``bfloat16`` where it is native, else ``float32``."""
+    native_cpu = any(flag in (cpu_flags() if flags is None else flags) for flag in BF16_CPU_FLAGS)
+    return "bfloat16" if native_cpu or (gpu_bf16() if gpu is None else gpu) else "float32"
 
 
 def precision_reason(precision: str, accelerator: str) -> str:

@@ -45,10 +45,11 @@ def evaluate_trained(config: TrainConfig, objects: dict[str, Any]) -> dict[str, 
     from tonetune.evaluation.settings import EvaluationSettings
 
     run = read_run(objects["run_dir"])
-    models = models_from(run, objects["module"].model, objects["tokenizer"])
+    settings = EvaluationSettings.from_cfg(config.evaluation)
+    models = models_from(run, objects["module"].model, objects["tokenizer"], settings.dtype)
     result, _ = evaluate_run(
         run,
-        EvaluationSettings.from_cfg(config.evaluation),
+        settings,
         models,
         run.dir / EVALUATION_DIR,
         list(objects["trainer"].loggers),

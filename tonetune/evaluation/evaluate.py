@@ -55,7 +55,7 @@ def evaluate(cfg: EvaluateConfig | Any) -> tuple[dict[str, Any], dict[str, Any]]
     out_dir = Path(config.paths.output_dir)
     loggers = instantiate_named(config.logger)
     result, objects = evaluate_run(
-        run, settings, load_models(run), out_dir, loggers, Path(config.paths.response_cache)
+        run, settings, load_models(run, settings.dtype), out_dir, loggers, Path(config.paths.response_cache)
     )
     ignore = shutil.ignore_patterns(".hydra", "wandb", "*.log")
     shutil.copytree(out_dir, run.dir / EVALUATION_DIR, dirs_exist_ok=True, ignore=ignore)

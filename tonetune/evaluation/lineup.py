@@ -16,9 +16,10 @@ from tonetune.evaluation.contestants import Contestant, EndpointContestant, Loca
 from tonetune.evaluation.settings import EvaluationSettings
 from tonetune.generation.engine import BASE, Engine
 from tonetune.llm.cache import ResponseCache
-from tonetune.models.base_models import load_causal_lm, load_tokenizer
+from tonetune.models.base_models import as_torch_dtype, load_causal_lm, load_tokenizer
 from tonetune.models.runs import Run, load_run_model, read_run
 from tonetune.persona import persona_instructions
+from tonetune.schemas import DType
 
 
 @dataclass
@@ -37,19 +38,20 @@ class Models:
         return self.base is self.finetuned
 
 
-def load_models(run: Run) -> Models:
+def load_models(run: Run, dtype: DType) -> Models:
     """Load ``run``: one model for adapter runs, the run and its base for freeze/full runs."""
     model, tokenizer = load_run_model(run)
-    return models_from(run, model, tokenizer)
+    return models_from(run, model, tokenizer, dtype)
 
 
-def models_from(run: Run, model: Any, tokenizer: Any) -> Models:
-    """Models around a fine-tuned model already in memory (e.g. just trained)."""
-    finetuned = Engine(model, tokenizer)
+def models_from(run: Run, model: Any, tokenizer: Any, dtype: DType) -> Models:
+    """Models around a fine-tuned model already in memory (e.g. just trained), decoding in ``dtype``."""
+    weights = as_torch_dtype(dtype)
+    finetuned = Engine(model, tokenizer, dtype=weights)
     if isinstance(model, PeftModel):
         # the run's own adapter answers as "finetuned"; other runs' adapters may join the same base
         return Models(run, finetuned, model.active_adapter, finetuned, BASE)
-    base = Engine(load_causal_lm(run.base_model), load_tokenizer(run.base_model))
+    base = Engine(load_causal_lm(run.base_model), load_tokenizer(run.base_model), dtype=weights)
     return Models(run, finetuned, None, base, None)
 
 
@@ -64,7 +66,7 @@ def other_run(other: Run, name: str, models: Models) -> tuple[Engine, str | None
     ):
         load_run_model(other, adapter_name=name, base=shared)
         return models.finetuned, name
-    return Engine(*load_run_model(other)), None
+    return Engine(*load_run_model(other), dtype=models.finetuned.model.dtype), None
 
 
 def build_contestants(

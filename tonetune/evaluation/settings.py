@@ -8,6 +8,7 @@ from typing import Any
 from tonetune.config import typed
 from tonetune.errors import ConfigError
 from tonetune.generation.sampling import Sampling
+from tonetune.schemas import DType
 from tonetune.schemas.evaluation import (
     FOLLOW_UPS,
     CapabilitySettings,
@@ -46,6 +47,7 @@ class EvaluationSettings:
     contestants: dict[str, ContestantSpec]
     sampling: Sampling
     batch_size: int
+    dtype: DType
     classifier: ClassifierSettings
     pressure: PressureSettings
     multi_turn: MultiTurnSettings
@@ -74,6 +76,7 @@ class EvaluationSettings:
             contestants=contestants,
             sampling=Sampling.from_config(config.sampling, key="evaluation.sampling"),
             batch_size=config.batch_size,
+            dtype=DType(config.dtype),
             classifier=config.classifier,
             pressure=config.pressure,
             multi_turn=config.multi_turn,

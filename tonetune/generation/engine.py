@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from peft import PeftModel
 from tqdm.auto import tqdm
-from transformers import DynamicCache
 
+from tonetune.generation.kv_cache import preallocated_cache
 from tonetune.generation.logits import FAILED, next_tokens
 from tonetune.generation.sampling import Sampling
 from tonetune.persona import Messages
@@ -72,7 +72,6 @@ class _Row:
 
     request: GenerationRequest
     limit: int
-    history: torch.Tensor
     generator: torch.Generator | None
     tokens: list[int] = field(default_factory=list)
     text: str = ""
@@ -103,9 +102,16 @@ def encode_chat(tokenizer: Any, messages: Messages, max_context: int) -> tuple[i
 
 
 class Engine:
-    """A causal LM (optionally a PeftModel with several adapters) and its tokenizer, ready to answer."""
+    """A causal LM (optionally a PeftModel with several adapters) and its tokenizer, ready to answer.
 
-    def __init__(self, model: Any, tokenizer: Any, max_context: int | None = None) -> None:
+    ``dtype`` casts the model's weights in place for decoding (None: as loaded; a 4-bit model stays).
+    """
+
+    def __init__(
+        self, model: Any, tokenizer: Any, max_context: int | None = None, dtype: torch.dtype | None = None
+    ) -> None:
+        if dtype is not None and getattr(model, "hf_quantizer", None) is None and model.dtype != dtype:
+            model.to(dtype)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.lock = threading.Lock()
@@ -194,14 +200,15 @@ class Engine:
         generator = None
         if not request.sampling.greedy:
             generator = torch.Generator(self.model.device).manual_seed(request.sampling.seed)
-        history = torch.tensor(request.input_ids, device=self.model.device)
-        return _Row(request, min(request.sampling.max_new_tokens, room), history, generator)
+        return _Row(request, min(request.sampling.max_new_tokens, room), generator)
 
     def _decode(self, rows: list[_Row]) -> Iterator[list[Delta]]:
         """Step all rows together; a finished row leaves the batch (and the KV cache) at once."""
-        ids, mask = self._left_padded([r.request.input_ids for r in rows])
+        prompts = [r.request.input_ids for r in rows]
+        ids, mask = self._left_padded(prompts)
+        seen = self._seen(prompts)
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        cache = DynamicCache(config=self.model.config)
+        cache = preallocated_cache(self.model.config, ids.shape[1] + max(r.limit for r in rows))
         live = list(range(len(rows)))  # indices into rows, in batch order
         while live:
             logits = self.model(
@@ -214,10 +221,7 @@ class Engine:
             ).logits[:, -1, :]
             active = [rows[i] for i in live]
             chosen = next_tokens(
-                logits,
-                [r.history for r in active],
-                [r.request.sampling for r in active],
-                [r.generator for r in active],
+                logits, seen, [r.request.sampling for r in active], [r.generator for r in active]
             )
             deltas = [
                 d
@@ -234,8 +238,10 @@ class Engine:
                 selected = torch.tensor(keep, dtype=torch.long, device=ids.device)
                 cache.batch_select_indices(selected)
                 chosen, mask, positions = chosen[selected], mask[selected], positions[selected]
+                seen = seen[selected]
                 live = [live[k] for k in keep]
             ids = chosen[:, None]
+            seen = torch.cat([seen, ids], dim=1)
             mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
             positions = positions[:, -1:] + 1
 
@@ -250,7 +256,6 @@ class Engine:
             row.finish_reason = "stop"
             return Delta(index, "", "stop", len(row.tokens) + 1)
         row.tokens.append(token)
-        row.history = torch.cat([row.history, row.history.new_tensor([token])])
         text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
         if len(row.tokens) >= row.limit:
             row.finish_reason = "length"
@@ -272,6 +277,12 @@ class Engine:
                 row.finish_reason = "cancelled"
                 deltas.append(Delta(i, "", "cancelled", len(row.tokens)))
         return deltas
+
+    def _seen(self, prompts: Sequence[tuple[int, ...]]) -> torch.Tensor:
+        """Each row's prompt tokens for the repetition penalty, a shorter one led by its own first token."""
+        width = max(len(p) for p in prompts)
+        rows = [[p[0]] * (width - len(p)) + list(p) for p in prompts]
+        return torch.tensor(rows, device=self.model.device)
 
     def _left_padded(self, prompts: Sequence[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0

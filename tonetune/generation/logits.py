@@ -9,17 +9,17 @@ import torch
 from tonetune.generation.sampling import Sampling
 
 
-def penalise_repetition(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
-    """Transformers' repetition penalty for one row.
+def penalise_repetition(logits: torch.Tensor, seen: torch.Tensor, penalties: torch.Tensor) -> torch.Tensor:
+    """Transformers' repetition penalty, every row at once with its own penalty.
 
-    Seen tokens' scores are divided (or, if negative, multiplied) by ``penalty``; ``seen`` holds the
-    row's own tokens only, never padding.
+    Seen tokens' scores are divided (or, if negative, multiplied) by the row's penalty; ``seen`` holds
+    each row's prompt and answer so far (B x L; a shorter row repeats one of its own tokens, never
+    padding, and a token seen twice is penalised once). A penalty of 1.0 leaves the row as it is.
     """
-    if penalty == 1.0 or seen.numel() == 0:
-        return logits
-    scores = logits.gather(0, seen)
+    scores = logits.gather(1, seen)
+    penalty = penalties[:, None]
     scores = torch.where(scores < 0, scores * penalty, scores / penalty)
-    return logits.scatter(0, seen, scores)
+    return logits.scatter(1, seen, scores)
 
 
 def nucleus(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
@@ -37,22 +37,21 @@ FAILED = -1
 
 def next_tokens(
     logits: torch.Tensor,
-    histories: Sequence[torch.Tensor],
+    seen: torch.Tensor,
     samplings: Sequence[Sampling],
     generators: Sequence[torch.Generator | None],
 ) -> torch.Tensor:
     """One token per row: argmax for greedy rows, a draw from the row's own generator otherwise.
 
-    The penalty needs each row's own history; temperature and top-p are applied to all sampled rows
-    at once (one sort), and every sampled row draws from its own seeded generator. A row whose scores
-    or probabilities are not finite gets ``FAILED``, alone: the rows beside it are unaffected.
+    The penalty reads each row's own tokens (``seen``, see ``penalise_repetition``); temperature and
+    top-p are applied to all sampled rows at once (one sort), and every sampled row draws from its own
+    seeded generator. A row whose scores or probabilities are not finite gets ``FAILED``, alone: the
+    rows beside it are unaffected.
     """
     logits = logits.float()
-    rows = [
-        penalise_repetition(row, seen, s.repetition_penalty)
-        for row, seen, s in zip(logits, histories, samplings, strict=True)
-    ]
-    logits = torch.stack(rows)
+    penalties = [s.repetition_penalty for s in samplings]
+    if any(p != 1.0 for p in penalties):
+        logits = penalise_repetition(logits, seen, logits.new_tensor(penalties))
     chosen = logits.argmax(-1).masked_fill(~usable_scores(logits), FAILED)
     sampled = [i for i, s in enumerate(samplings) if not s.greedy and chosen[i] != FAILED]
     if not sampled:
@@ -71,5 +70,8 @@ def next_tokens(
 
 
 def usable_scores(logits: torch.Tensor) -> torch.Tensor:
-    """Per row: no NaN, no +inf, and at least one finite score (-inf marks a banned token)."""
-    return ~(logits.isnan() | (logits == float("inf"))).any(-1) & logits.isfinite().any(-1)
+    """Per row: no NaN, no +inf, and at least one finite score (-inf marks a banned token).
+
+    One reduction: a row's maximum is NaN if it holds a NaN, +inf if it holds +inf, -inf if all are.
+    """
+    return logits.amax(-1).isfinite()

@@ -75,7 +75,12 @@ def load_causal_lm(spec: BaseModelConfig, quantization: BitsAndBytesConfig | Non
 
 def torch_dtype(spec: BaseModelConfig) -> torch.dtype:
     """The dtype named by ``base_model.dtype`` (an enum: composition refuses any other name)."""
-    return _DTYPES[DType(spec.dtype)]
+    return as_torch_dtype(spec.dtype)
+
+
+def as_torch_dtype(dtype: DType | str) -> torch.dtype:
+    """The torch dtype for a configured one (``float32``, ``bfloat16``, ``float16``)."""
+    return _DTYPES[DType(dtype)]
 
 
 def first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from tonetune.schemas import PressureProbe
+from tonetune.schemas import DType, PressureProbe
 from tonetune.schemas.sampling import SamplingConfig
 
 
@@ -112,7 +112,9 @@ class EvaluationConfig:
     contestants: dict[str, Optional[ContestantSpec]] = field(default_factory=dict)  # noqa: UP045 (OmegaConf)
     """null removes a contestant (``evaluation.contestants.base_prompted=null``)."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    batch_size: int = 32
+    batch_size: int = 96
+    dtype: DType = DType.float32
+    """The local contestants' weights while they decode (the YAML: bfloat16 where it is native)."""
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
     contrast: ContrastSettings = field(default_factory=ContrastSettings)
     pressure: PressureSettings = field(default_factory=PressureSettings)
