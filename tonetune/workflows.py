@@ -98,7 +98,9 @@ def load_served(config: ServeConfig | ChatConfig) -> Any:
     run_dirs = [config.run_dir] if isinstance(config.run_dir, str) else list(config.run_dir or [])
     base = None if run_dirs or config.model_dir else config.base_model
     name = getattr(config, "model_name", None)
-    return load(run_dirs, config.model_dir, base, config.merge_adapter, config.system_prompt, name)
+    return load(
+        run_dirs, config.model_dir, base, config.merge_adapter, config.system_prompt, name, config.dtype
+    )
 
 
 def serve(served: Any, server: ServerSettings, host: str, port: int) -> None:

@@ -18,7 +18,7 @@ from tonetune.generation.sampling import Sampling
 from tonetune.llm.cache import ResponseCache
 from tonetune.llm.client import LLMClient, OnResult
 from tonetune.llm.requests import ChatRequest, ChatResult
-from tonetune.schemas import BaseModelConfig
+from tonetune.schemas import BaseModelConfig, DType
 
 
 class LocalClient(LLMClient):
@@ -29,6 +29,7 @@ class LocalClient(LLMClient):
     Args:
         base_model: Which model (loaded on first use unless ``engine`` is given).
         batch_size: Requests decoded together.
+        dtype: The weights' dtype while decoding (None: the base model's own).
         engine: An engine already holding this model (the evaluation shares its copy).
         adapter: Which adapter of ``engine`` answers (``BASE`` for the bare base model).
     """
@@ -43,11 +44,16 @@ class LocalClient(LLMClient):
         engine: Engine | None = None,
         adapter: str | None = None,
         variant: str = "",
+        dtype: str | None = None,
     ) -> None:
         """``variant`` tells apart copies of one base model that answer differently (e.g. ``nf4``)."""
         super().__init__(cache, prices, role)
         self.base_model = typed(BaseModelConfig, base_model)
-        self.model = f"local:{self.base_model.name}" + (f":{variant}" if variant else "")
+        self.dtype = dtype
+        # the cache tells apart answers decoded otherwise than the fp32 reference (4-bit, bf16)
+        decoding = engine_dtype(engine) if engine else DType(dtype or self.base_model.dtype).value
+        tags = [tag for tag in (variant, "" if decoding == "float32" else decoding) if tag]
+        self.model = ":".join([f"local:{self.base_model.name}", *tags])
         self.batch_size = batch_size
         self._engine = engine
         self.adapter = adapter
@@ -69,9 +75,10 @@ class LocalClient(LLMClient):
     def engine(self) -> Engine:
         """The engine, loading the model on first use."""
         if self._engine is None:
-            from tonetune.models.base_models import load_causal_lm, load_tokenizer
+            from tonetune.models.base_models import as_torch_dtype, load_causal_lm, load_tokenizer
 
-            self._engine = Engine(load_causal_lm(self.base_model), load_tokenizer(self.base_model))
+            model, tokenizer = load_causal_lm(self.base_model), load_tokenizer(self.base_model)
+            self._engine = Engine(model, tokenizer, dtype=as_torch_dtype(self.dtype) if self.dtype else None)
         return self._engine
 
     def _complete_missing(self, requests: list[ChatRequest], store: OnResult, desc: str) -> None:
@@ -101,3 +108,8 @@ class LocalClient(LLMClient):
     def close(self) -> None:
         """Free the model (unless it was lent by the caller)."""
         self._engine = None
+
+
+def engine_dtype(engine: Engine) -> str:
+    """The dtype an engine decodes in, by name (``float32``, ``bfloat16``)."""
+    return str(engine.model.dtype).removeprefix("torch.")

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from tonetune.schemas import BaseModelConfig
+from tonetune.schemas import BaseModelConfig, DType
 from tonetune.schemas.evaluation import EvaluationConfig
 from tonetune.schemas.sampling import SamplingConfig
 from tonetune.schemas.train import PathsConfig
@@ -45,6 +45,8 @@ class ArenaConfig:
     host: str = "127.0.0.1"
     port: int = 7860
     seed: int = 0
+    dtype: DType = DType.float32
+    """The weights' dtype while decoding (the YAML: bfloat16 where it is native)."""
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
@@ -98,6 +100,8 @@ class ServeConfig:
     """One run folder or a list (adapter runs of one base share it); null: model_dir or base_model."""
     model_dir: Optional[str] = None
     merge_adapter: bool = True
+    dtype: DType = DType.float32
+    """The weights' dtype while decoding (the YAML: bfloat16 where it is native)."""
     model_name: Optional[str] = None
     system_prompt: str = "auto"
     host: str = "127.0.0.1"
@@ -115,6 +119,8 @@ class ChatConfig:
     run_dir: Any = None
     model_dir: Optional[str] = None
     merge_adapter: bool = True
+    dtype: DType = DType.float32
+    """The weights' dtype while decoding (the YAML: bfloat16 where it is native)."""
     system_prompt: str = "auto"
     max_new_tokens: Optional[int] = 256
     temperature: Optional[float] = None

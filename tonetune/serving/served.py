@@ -12,16 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from tonetune.errors import ConfigError
 from tonetune.generation.engine import Engine
 from tonetune.generation.sampling import Sampling
-from tonetune.models.base_models import load_causal_lm, load_tokenizer
+from tonetune.models.base_models import as_torch_dtype, load_causal_lm, load_tokenizer
 from tonetune.models.runs import Run, load_run_model, read_run
 from tonetune.persona import persona_instructions
-from tonetune.schemas import BaseModelConfig
+from tonetune.schemas import BaseModelConfig, DType
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,20 @@ def load_served(
     merge_adapter: bool,
     system_prompt: str = "auto",
     model_name: str | None = None,
+    dtype: DType | None = None,
 ) -> Served:
-    """Runs (several share one base), else an exported Hugging Face folder, else the base model."""
+    """Runs (several share one base), else an exported Hugging Face folder, else the base model.
+
+    ``dtype``: the weights' dtype while decoding (None: as loaded).
+    """
+    weights = as_torch_dtype(dtype) if dtype is not None else None
     if run_dirs:
         runs = [read_run(d) for d in run_dirs]
-        served = _from_runs(runs, merge_adapter and len(runs) == 1, system_prompt)
+        served = _from_runs(runs, merge_adapter and len(runs) == 1, system_prompt, weights)
     elif model_dir:
-        served = _from_folder(Path(model_dir), system_prompt)
+        served = _from_folder(Path(model_dir), system_prompt, weights)
     elif base_model is not None:
-        engine = Engine(load_causal_lm(base_model), load_tokenizer(base_model))
+        engine = Engine(load_causal_lm(base_model), load_tokenizer(base_model), dtype=weights)
         served = Served(
             engine,
             {
@@ -91,7 +97,7 @@ def load_served(
     return served
 
 
-def _from_runs(runs: list[Run], merge: bool, system_prompt: str) -> Served:
+def _from_runs(runs: list[Run], merge: bool, system_prompt: str, dtype: torch.dtype | None) -> Served:
     first = runs[0]
     if len(runs) > 1:
         _check_shareable(runs)
@@ -100,7 +106,7 @@ def _from_runs(runs: list[Run], merge: bool, system_prompt: str) -> Served:
         load_run_model(run, adapter_name=_adapter_name(run, index), base=model)
     if merge and isinstance(model, PeftModel):
         model = model.merge_and_unload()
-    engine = Engine(model, tokenizer)
+    engine = Engine(model, tokenizer, dtype=dtype)
     models = {}
     for index, run in enumerate(runs):
         adapter = _adapter_name(run, index) if isinstance(model, PeftModel) else None
@@ -172,10 +178,10 @@ def sampling_from(folder: Path) -> Sampling:
     return Sampling.from_generation_config(GenerationConfig.from_pretrained(folder))
 
 
-def _from_folder(path: Path, system_prompt: str) -> Served:
+def _from_folder(path: Path, system_prompt: str, dtype: torch.dtype | None) -> Served:
     if not path.is_dir():
         raise ConfigError(f"model_dir={path}: no such folder")
     model = AutoModelForCausalLM.from_pretrained(path)
-    engine = Engine(model, AutoTokenizer.from_pretrained(path))
+    engine = Engine(model, AutoTokenizer.from_pretrained(path), dtype=dtype)
     served = ServedModel(path.name, None, _literal(system_prompt), sampling_from(path))
     return Served(engine, {path.name: served})
