@@ -1,13 +1,26 @@
-"""What the machine can do fast: the training precision and the decoding dtype that fit its CPU or GPU.
+"""What the machine can do fast: the precision and decoding dtype that fit it, and its cores shared.
 
 bf16 where the hardware computes bf16 natively (CPUs with ``avx512_bf16`` or AMX, GPUs that
 support it), fp32 elsewhere: on a CPU without native bf16, bf16 is emulated and slower.
+
+Torch threads: every tonetune process that computes with torch signs in on this machine (a file
+named by its PID) and takes an equal share of the cores, re-read whenever work starts (a decode
+batch, a training step; at most once a second). Two processes that each take every core slow each
+other far more than twice (measured: about 15x on 2 cores), as a server and a synthesis against
+it, or a sweep's parallel runs, would.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
+import logging
+import os
+import tempfile
+import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 MIXED, FULL = "bf16-mixed", "32-true"
@@ -58,3 +71,80 @@ def precision_reason(precision: str, accelerator: str) -> str:
         why = "the CPU has no native bf16 (no avx512_bf16 or AMX), where bf16 is emulated and slower"
     other = FULL if precision == MIXED else MIXED
     return f"precision={precision} ({why}; trainer.precision={other} overrides it)"
+
+
+THREADS_ENV = "TONETUNE_THREADS"
+"""A fixed torch thread count for this process (no sharing); ``OMP_NUM_THREADS`` set by you counts too."""
+REGISTRY_ENV = "TONETUNE_THREADS_DIR"
+"""Where the processes sign in (default: ``<tmp>/tonetune-<uid>/torch-processes``)."""
+RECHECK_SECONDS = 1.0
+_state: dict[str, float | int] = {"pid": 0, "checked": 0.0, "threads": 0}
+
+
+def usable_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def registry() -> Path:
+    """The folder where tonetune's torch processes on this machine sign in."""
+    default = Path(tempfile.gettempdir()) / f"tonetune-{os.getuid()}" / "torch-processes"
+    return Path(os.environ.get(REGISTRY_ENV) or default)
+
+
+def torch_processes() -> list[int]:
+    """PIDs of the signed-in processes still alive (the entries of ended ones are removed)."""
+    alive = []
+    for entry in registry().glob("*"):
+        if entry.name.isdigit() and _alive(int(entry.name)):
+            alive.append(int(entry.name))
+        else:
+            entry.unlink(missing_ok=True)
+    return sorted(alive)
+
+
+def share_threads(force: bool = False) -> int:
+    """Set torch's thread count to this process's share of the cores (signing in first); return it."""
+    import torch
+
+    fixed = os.environ.get(THREADS_ENV) or os.environ.get("OMP_NUM_THREADS")
+    if fixed:
+        return torch.get_num_threads() if _state["threads"] else _set(torch, int(fixed), "fixed")
+    now = time.monotonic()
+    if not force and _state["pid"] == os.getpid() and now - _state["checked"] < RECHECK_SECONDS:
+        return torch.get_num_threads()
+    _sign_in()
+    _state["checked"] = now
+    processes = max(1, len(torch_processes()))
+    return _set(torch, max(1, usable_cores() // processes), f"{processes} tonetune torch processes")
+
+
+def _set(torch, threads: int, why: str) -> int:
+    if threads != _state["threads"]:
+        log.info("torch threads: %d of %d cores (%s)", threads, usable_cores(), why)
+        torch.set_num_threads(threads)
+        _state["threads"] = threads
+    return threads
+
+
+def _sign_in() -> None:
+    """This process's entry in the registry, removed when it exits."""
+    pid = os.getpid()
+    if _state["pid"] == pid:
+        return
+    folder = registry()
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = folder / str(pid)
+    entry.touch()
+    atexit.register(entry.unlink, missing_ok=True)
+    _state.update(pid=pid, threads=0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from tonetune.generation.kv_cache import preallocated_cache
 from tonetune.generation.logits import FAILED, next_tokens
 from tonetune.generation.sampling import Sampling
+from tonetune.hardware import share_threads
 from tonetune.persona import Messages
 
 GREEDY = Sampling()
@@ -204,6 +205,7 @@ class Engine:
 
     def _decode(self, rows: list[_Row]) -> Iterator[list[Delta]]:
         """Step all rows together; a finished row leaves the batch (and the KV cache) at once."""
+        share_threads()  # this process's share of the cores, as other tonetune processes come and go
         prompts = [r.request.input_ids for r in rows]
         ids, mask = self._left_padded(prompts)
         seen = self._seen(prompts)

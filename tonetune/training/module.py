@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from tonetune.hardware import share_threads
 from tonetune.models.adapters import parameter_counts
 from tonetune.models.loss import causal_lm
 from tonetune.training.objectives import Objective
@@ -70,6 +71,7 @@ class ToneTuneModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One step of the objective; logs its loss and what it reports."""
+        share_threads()  # this process's share of the cores (tonetune.hardware)
         result = self.objective.step(self.model, batch)
         self._batch_tokens = int(batch["attention_mask"].sum())
         self.tokens_trained += self._batch_tokens
