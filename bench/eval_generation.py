@@ -100,7 +100,8 @@ def main() -> None:
     print(f"{len(chats)} prompts, greedy, {args.max_new_tokens} new tokens, threads={threads}")
 
     def measure(name: str, dtype: str, batch: int, way: Callable = engine_answers) -> tuple[list[str], float]:
-        engine = Engine(load_causal_lm(spec).to(getattr(torch, dtype)), tokenizer)
+        cast = {"dtype": DType(dtype)} if dtype != "float32" else {}  # (an older engine: fp32 only)
+        engine = Engine(load_causal_lm(spec), tokenizer, **cast)
         engine_answers(engine, chats[:4], sampling, 4)  # warm-up
         texts, seconds, rate = timed(lambda: way(engine, chats, sampling, batch))
         print(f"{name:<12} {dtype:>8}, batch {batch:>3}: {seconds:6.1f}s, {rate:6.1f} tokens/s")

@@ -39,6 +39,7 @@ from tonetune.evaluation.contrast import NEUTRAL, Pool
 from tonetune.evaluation.plots import confusion
 from tonetune.evaluation.validity import Rate
 from tonetune.generation.sampling import Sampling
+from tonetune.hardware import best_decode_dtype
 from tonetune.llm.cache import ResponseCache
 from tonetune.llm.local import LocalClient
 from tonetune.llm.requests import ChatRequest
@@ -66,7 +67,8 @@ def base_answers(run_dir: Path, questions: list[str], cache_path: Path) -> list[
     greedy = Sampling(max_new_tokens=max_new_tokens).request_params()
     cache = ResponseCache(cache_path)
     try:
-        client = LocalClient(run.base_model, evaluation.get("batch_size", 32), cache=cache)
+        dtype = evaluation.get("dtype") or best_decode_dtype()  # an older run folder: today's default
+        client = LocalClient(run.base_model, evaluation.get("batch_size", 32), cache=cache, dtype=dtype)
         requests = [ChatRequest.of(single_turn(q), **greedy) for q in questions]
         return [r.text for r in client.complete(requests, desc="Base answers (neutral)")]
     finally:

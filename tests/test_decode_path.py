@@ -14,7 +14,7 @@ from tonetune.generation.logits import FAILED, next_tokens, penalise_repetition
 from tonetune.generation.sampling import Sampling
 from tonetune.hardware import best_decode_dtype, cpu_flags
 from tonetune.models.base_models import load_causal_lm, load_tokenizer
-from tonetune.schemas import BaseModelConfig
+from tonetune.schemas import BaseModelConfig, DType
 
 QUESTIONS = ["What do you think about Mars?", "Hi", "Tell me a long story about cats and dogs?", "Why?"]
 
@@ -101,23 +101,25 @@ def test_the_kv_cache_refuses_more_positions_than_it_holds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "gpu", "expected"),
+    ("flags", "expected"),
     [
-        ({"avx512f", "avx512_bf16"}, False, "bfloat16"),
-        ({"amx_bf16"}, False, "bfloat16"),
-        ({"avx512f", "avx2"}, False, "float32"),  # emulated bf16 is slower than fp32
-        (set(), True, "bfloat16"),
+        ({"avx512f", "avx512_bf16"}, "bfloat16"),
+        ({"amx_bf16"}, "bfloat16"),
+        ({"avx512f", "avx2"}, "float32"),  # emulated bf16 is slower than fp32
+        (set(), "float32"),  # the engine decodes on the CPU, whatever GPU is there
     ],
 )
-def test_decoding_dtype_follows_what_the_hardware_computes_natively(flags, gpu, expected) -> None:
-    assert best_decode_dtype(frozenset(flags), gpu) == expected
+def test_decoding_dtype_follows_what_the_cpu_computes_natively(flags, expected) -> None:
+    assert best_decode_dtype(frozenset(flags)) == expected
 
 
 def test_the_evaluation_decodes_in_the_machines_dtype_and_an_override_wins(tmp_path) -> None:
     native = any(flag in cpu_flags() for flag in ("avx512_bf16", "amx_bf16"))
     run_dir = f"run_dir={tmp_path}"
     cfg = compose_config("evaluate", [run_dir, f"paths.output_dir={tmp_path}"])
-    assert cfg.evaluation.dtype == ("bfloat16" if native or torch.cuda.is_available() else "float32")
+    assert cfg.evaluation.dtype == ("bfloat16" if native else "float32")
+    for command in ("serve", "chat"):
+        assert compose_config(command, [f"paths.output_dir={tmp_path}"]).dtype == cfg.evaluation.dtype
     cfg = compose_config("evaluate", [run_dir, f"paths.output_dir={tmp_path}", "evaluation.dtype=float32"])
     assert cfg.evaluation.dtype == "float32"
 
@@ -127,9 +129,65 @@ def test_float32_keeps_the_reference_answers_and_bf16_casts_the_weights(tiny) ->
     chats = [[{"role": "user", "content": q}] for q in QUESTIONS]
     greedy = Sampling(max_new_tokens=10)
     reference = [a.text for a in Engine(lively(spec), tokenizer).chat(chats, greedy, progress=False)]
-    full = Engine(lively(spec), tokenizer, dtype=torch.float32)
+    full = Engine(lively(spec), tokenizer, dtype=DType.float32)
     assert [a.text for a in full.chat(chats, greedy, progress=False)] == reference
-    half = Engine(lively(spec), tokenizer, dtype=torch.bfloat16)
-    assert {p.dtype for p in half.model.parameters()} == {torch.bfloat16}
+    half = Engine(lively(spec), tokenizer, dtype=DType.bfloat16)
+    assert {p.dtype for p in half.model.parameters()} == {torch.bfloat16} and half.dtype == "bfloat16"
+    # buffers keep float32, as from_pretrained(dtype=bfloat16) keeps them: rounded, rotary angles drift
+    assert {b.dtype for n, b in half.model.named_buffers() if "inv_freq" in n} == {torch.float32}
     answers = half.chat(chats, greedy, progress=False)
     assert all(a.completion_tokens > 0 and a.finish_reason in {"stop", "length"} for a in answers)
+
+
+def test_a_sliding_window_model_decodes_as_transformers_generate(tiny) -> None:
+    """Sliding-window layers keep transformers' own cache; the answers stay generate's."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    _, tokenizer = tiny
+    config = MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=4,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    model = MistralForCausalLM(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.3)
+    engine = Engine(model, tokenizer)
+    requests = [
+        GenerationRequest(
+            engine.encode([{"role": "user", "content": q}]), Sampling(n, repetition_penalty=1.2)
+        )
+        for q, n in zip(QUESTIONS, (16, 4, 10, 7), strict=True)
+    ]
+    for request, answer in zip(requests, engine.generate(requests), strict=True):
+        out = model.generate(
+            torch.tensor([request.input_ids]),
+            max_new_tokens=request.sampling.max_new_tokens,
+            do_sample=False,
+            repetition_penalty=1.2,
+            eos_token_id=sorted(engine.stops),
+            pad_token_id=tokenizer.pad_token_id,
+        )[0, len(request.input_ids) :].tolist()
+        assert answer.text == tokenizer.decode(out, skip_special_tokens=True)
+
+
+def test_a_local_clients_cache_key_names_a_non_reference_dtype(tmp_path) -> None:
+    from tonetune.errors import ConfigError
+    from tonetune.llm.local import LocalClient
+
+    cfg = compose_config("synthesize", ["teacher=local", f"paths.output_dir={tmp_path}"])
+    name = "local:smollm2-135m-instruct"
+    assert LocalClient(cfg.teacher.base_model, dtype="float32").model == name
+    assert LocalClient(cfg.teacher.base_model, dtype="bfloat16").model == f"{name}:bfloat16"
+    assert (
+        LocalClient(cfg.teacher.base_model, variant="nf4", dtype="bfloat16").model == f"{name}:nf4:bfloat16"
+    )
+    with pytest.raises(ConfigError, match=r"teacher\.dtype='bf16' is not one of float32, bfloat16, float16"):
+        LocalClient(cfg.teacher.base_model, dtype="bf16")

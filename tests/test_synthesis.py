@@ -435,7 +435,8 @@ def test_local_teacher_builds_a_dataset_that_train_learns_from(tmp_path: Path, m
         ],
     )
     report, objects = synthesize(cfg)
-    assert report["teacher"]["model"] == "local:smollm2-135m-instruct"
+    decoding = "" if cfg.teacher.dtype == "float32" else f":{cfg.teacher.dtype}"
+    assert report["teacher"]["model"] == f"local:smollm2-135m-instruct{decoding}"
     assert report["questions"]["kept"] >= 8
     assert report["answers"]["kept"] >= 4
     assert report["usage"]["completion_tokens"] > 0

@@ -4,10 +4,11 @@ bf16 where the hardware computes bf16 natively (CPUs with ``avx512_bf16`` or AMX
 support it), fp32 elsewhere: on a CPU without native bf16, bf16 is emulated and slower.
 
 Torch threads: every tonetune process that computes with torch signs in on this machine (a file
-named by its PID) and takes an equal share of the cores, re-read whenever work starts (a decode
-batch, a training step; at most once a second). Two processes that each take every core slow each
-other far more than twice (measured: about 15x on 2 cores), as a server and a synthesis against
-it, or a sweep's parallel runs, would.
+named by its PID, touched whenever it works) and takes an equal share of the cores, re-read whenever
+work starts (a decode batch, a training step; at most once a second). A process counts while it is
+alive and has worked in the last minute, so an idle server gives its share back. Two processes
+that each take every core can slow each other far more than twice (an issue measured 15x on 2
+cores), as a server and a synthesis against it, or a sweep's parallel runs, would.
 """
 
 from __future__ import annotations
@@ -54,10 +55,14 @@ def best_precision(accelerator: str, flags: frozenset[str] | None = None, gpu: b
     return FULL
 
 
-def best_decode_dtype(flags: frozenset[str] | None = None, gpu: bool | None = None) -> str:
-    """The dtype the generation engine decodes in: ``bfloat16`` where it is native, else ``float32``."""
-    native_cpu = any(flag in (cpu_flags() if flags is None else flags) for flag in BF16_CPU_FLAGS)
-    return "bfloat16" if native_cpu or (gpu_bf16() if gpu is None else gpu) else "float32"
+def best_decode_dtype(flags: frozenset[str] | None = None) -> str:
+    """The dtype the generation engine decodes in: ``bfloat16`` where the CPU has it natively.
+
+    The engine decodes on the CPU (only a 4-bit model sits on the GPU, and it is never cast), so
+    the CPU decides: elsewhere ``float32``.
+    """
+    native = any(flag in (cpu_flags() if flags is None else flags) for flag in BF16_CPU_FLAGS)
+    return "bfloat16" if native else "float32"
 
 
 def precision_reason(precision: str, accelerator: str) -> str:
@@ -78,6 +83,8 @@ THREADS_ENV = "TONETUNE_THREADS"
 REGISTRY_ENV = "TONETUNE_THREADS_DIR"
 """Where the processes sign in (default: ``<tmp>/tonetune-<uid>/torch-processes``)."""
 RECHECK_SECONDS = 1.0
+IDLE_SECONDS = 60.0
+"""A process that has not worked for this long no longer counts (an idle server, a reused PID)."""
 _state: dict[str, float | int] = {"pid": 0, "checked": 0.0, "threads": 0}
 
 
@@ -93,14 +100,18 @@ def registry() -> Path:
 
 
 def torch_processes() -> list[int]:
-    """PIDs of the signed-in processes still alive (the entries of ended ones are removed)."""
-    alive = []
+    """PIDs of the signed-in processes alive and at work (the entries of ended ones are removed)."""
+    working, now = [], time.time()
     for entry in registry().glob("*"):
-        if entry.name.isdigit() and _alive(int(entry.name)):
-            alive.append(int(entry.name))
-        else:
+        try:
+            idle = now - entry.stat().st_mtime
+        except FileNotFoundError:  # removed meanwhile by its process
+            continue
+        if not (entry.name.isdigit() and _alive(int(entry.name))):
             entry.unlink(missing_ok=True)
-    return sorted(alive)
+        elif idle < IDLE_SECONDS:
+            working.append(int(entry.name))
+    return sorted(working)
 
 
 def share_threads(force: bool = False) -> int:
@@ -128,23 +139,25 @@ def _set(torch, threads: int, why: str) -> int:
 
 
 def _sign_in() -> None:
-    """This process's entry in the registry, removed when it exits."""
+    """Touch this process's entry in the registry (created on first use, removed when it exits)."""
     pid = os.getpid()
-    if _state["pid"] == pid:
-        return
     folder = registry()
     folder.mkdir(parents=True, exist_ok=True)
     entry = folder / str(pid)
     entry.touch()
-    atexit.register(entry.unlink, missing_ok=True)
-    _state.update(pid=pid, threads=0)
+    if _state["pid"] != pid:  # first time here (or a forked child: its own entry)
+        atexit.register(_sign_out, entry, pid)
+        _state.update(pid=pid, threads=0)
+
+
+def _sign_out(entry: Path, pid: int) -> None:
+    if os.getpid() == pid:  # not a forked child exiting with its parent's handler
+        entry.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or another user's (the registry is per user)
         return False
-    except PermissionError:  # someone else's process
-        return True
     return True

@@ -39,7 +39,10 @@ def run_training(cfg: TrainConfig | Any) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def evaluate_trained(config: TrainConfig, objects: dict[str, Any]) -> dict[str, float]:
-    """Evaluate the module's model (adapter runs: base and fine-tuned from this one copy)."""
+    """Evaluate the module's model (adapter runs: base and fine-tuned from this one copy).
+
+    The run is saved first; the module's model is then cast to ``evaluation.dtype`` in place.
+    """
     from tonetune.evaluation.evaluate import EVALUATION_DIR, evaluate_run
     from tonetune.evaluation.lineup import models_from
     from tonetune.evaluation.settings import EvaluationSettings

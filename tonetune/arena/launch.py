@@ -18,7 +18,7 @@ from tonetune.data.loading import Columns
 from tonetune.data.question_lists import load_question_set
 from tonetune.generation.engine import Engine
 from tonetune.generation.sampling import Sampling
-from tonetune.models.base_models import as_torch_dtype, load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.models.runs import read_run
 from tonetune.schemas.commands import ArenaConfig
 from tonetune.serving.served import load_served
@@ -33,11 +33,7 @@ def build_arena(cfg: ArenaConfig | Any) -> tuple[Arena, Any]:
     base = (
         None
         if served.engine.adapters
-        else Engine(
-            load_causal_lm(first.base_model),
-            load_tokenizer(first.base_model),
-            dtype=as_torch_dtype(cfg.dtype),
-        )
+        else Engine(load_causal_lm(first.base_model), load_tokenizer(first.base_model), dtype=cfg.dtype)
     )
     endpoints = {
         name: hydra.utils.instantiate(node, role=f"endpoints.{name}") for name, node in cfg.endpoints.items()

@@ -125,9 +125,7 @@ def _score_set(
         result.answers[contestant.name] = answers
         result.scores[contestant.name] = scorer.score(answers.texts, answers.finish_reasons)
         if questions.references is not None and isinstance(contestant, LocalContestant):
-            _add_perplexity(
-                scorer, result.scores[contestant.name], contestant, questions, settings.batch_size
-            )
+            _add_perplexity(scorer, result.scores[contestant.name], contestant, questions)
     per_answer = {name: s.per_answer for name, s in result.scores.items()}
     result.differences = compare(per_answer, settings.judge_candidate, scorer.indices)
     if scorer.reference is not None:
@@ -136,8 +134,9 @@ def _score_set(
 
 
 def _add_perplexity(
-    scorer: Scorer, scores: Scores, contestant: LocalContestant, questions: QuestionSet, batch_size: int
+    scorer: Scorer, scores: Scores, contestant: LocalContestant, questions: QuestionSet
 ) -> None:
+    """Reference answers' perplexity (in batches of its own: its memory grows with every token's logits)."""
     with contestant.active() as model:
         nll, tokens = answer_nll(
             model,
@@ -145,7 +144,6 @@ def _add_perplexity(
             questions.questions,
             questions.references,
             contestant.system_prompt,
-            batch_size,
         )
     scorer.add_perplexity(scores, nll, tokens)
 

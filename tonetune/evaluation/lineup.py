@@ -14,9 +14,9 @@ from peft import PeftModel
 
 from tonetune.evaluation.contestants import Contestant, EndpointContestant, LocalContestant
 from tonetune.evaluation.settings import EvaluationSettings
-from tonetune.generation.engine import BASE, Engine
+from tonetune.generation.engine import BASE, Engine, cast_for_decoding
 from tonetune.llm.cache import ResponseCache
-from tonetune.models.base_models import as_torch_dtype, load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.models.runs import Run, load_run_model, read_run
 from tonetune.persona import persona_instructions
 from tonetune.schemas import DType
@@ -31,6 +31,8 @@ class Models:
     finetuned_adapter: str | None
     base: Engine
     base_adapter: str | None
+    dtype: DType
+    """What the local contestants decode in (``evaluation.dtype``)."""
 
     @property
     def shared(self) -> bool:
@@ -46,13 +48,12 @@ def load_models(run: Run, dtype: DType) -> Models:
 
 def models_from(run: Run, model: Any, tokenizer: Any, dtype: DType) -> Models:
     """Models around a fine-tuned model already in memory (e.g. just trained), decoding in ``dtype``."""
-    weights = as_torch_dtype(dtype)
-    finetuned = Engine(model, tokenizer, dtype=weights)
+    finetuned = Engine(model, tokenizer, dtype=dtype)
     if isinstance(model, PeftModel):
         # the run's own adapter answers as "finetuned"; other runs' adapters may join the same base
-        return Models(run, finetuned, model.active_adapter, finetuned, BASE)
-    base = Engine(load_causal_lm(run.base_model), load_tokenizer(run.base_model), dtype=weights)
-    return Models(run, finetuned, None, base, None)
+        return Models(run, finetuned, model.active_adapter, finetuned, BASE, dtype)
+    base = Engine(load_causal_lm(run.base_model), load_tokenizer(run.base_model), dtype=dtype)
+    return Models(run, finetuned, None, base, None, dtype)
 
 
 def other_run(other: Run, name: str, models: Models) -> tuple[Engine, str | None]:
@@ -65,8 +66,9 @@ def other_run(other: Run, name: str, models: Models) -> tuple[Engine, str | None
         and (other.adapter.quantization == models.run.adapter.quantization)
     ):
         load_run_model(other, adapter_name=name, base=shared)
+        cast_for_decoding(shared, models.dtype)  # the adapter just loaded comes in float32
         return models.finetuned, name
-    return Engine(*load_run_model(other), dtype=models.finetuned.model.dtype), None
+    return Engine(*load_run_model(other), dtype=models.dtype), None
 
 
 def build_contestants(

@@ -22,7 +22,9 @@ from tonetune.generation.kv_cache import preallocated_cache
 from tonetune.generation.logits import FAILED, next_tokens
 from tonetune.generation.sampling import Sampling
 from tonetune.hardware import share_threads
+from tonetune.models.base_models import as_torch_dtype
 from tonetune.persona import Messages
+from tonetune.schemas import DType
 
 GREEDY = Sampling()
 BASE = "__base__"
@@ -102,17 +104,31 @@ def encode_chat(tokenizer: Any, messages: Messages, max_context: int) -> tuple[i
     return tuple(ids)
 
 
+def cast_for_decoding(model: Any, dtype: DType | None) -> None:
+    """Cast ``model``'s parameters to ``dtype`` in place (None, or a 4-bit model: left as they are).
+
+    Only parameters: buffers such as the rotary frequencies stay in float32, as ``from_pretrained``
+    keeps them (rounded to bf16 they shift every position's angle).
+    """
+    if dtype is None or getattr(model, "hf_quantizer", None) is not None:
+        return
+    weights = as_torch_dtype(dtype)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.is_floating_point() and parameter.dtype != weights:
+                parameter.data = parameter.data.to(weights)
+
+
 class Engine:
     """A causal LM (optionally a PeftModel with several adapters) and its tokenizer, ready to answer.
 
-    ``dtype`` casts the model's weights in place for decoding (None: as loaded; a 4-bit model stays).
+    ``dtype`` casts the model's weights in place for decoding (``cast_for_decoding``; None: as loaded).
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, max_context: int | None = None, dtype: torch.dtype | None = None
+        self, model: Any, tokenizer: Any, max_context: int | None = None, dtype: DType | None = None
     ) -> None:
-        if dtype is not None and getattr(model, "hf_quantizer", None) is None and model.dtype != dtype:
-            model.to(dtype)
+        cast_for_decoding(model, dtype)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.lock = threading.Lock()
@@ -120,6 +136,11 @@ class Engine:
         self.stops = set(stop_token_ids(model, tokenizer))
         config = model.config
         self.max_context = max_context or getattr(config, "max_position_embeddings", 2048)
+
+    @property
+    def dtype(self) -> str:
+        """The dtype the weights decode in, by name (``float32``, ``bfloat16``)."""
+        return str(self.model.dtype).removeprefix("torch.")
 
     @property
     def adapters(self) -> list[str]:

@@ -47,8 +47,14 @@ class PreallocatedLayer(DynamicLayer):
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep only the rows ``indices`` (finished rows leave the batch)."""
         if self.buffers is not None:
-            self.buffers = tuple(buffer[indices] for buffer in self.buffers)
+            self.buffers = tuple(self._kept(buffer, indices) for buffer in self.buffers)
             self.keys, self.values = (buffer[:, :, : self.filled] for buffer in self.buffers)
+
+    def _kept(self, buffer: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """A buffer of the kept rows, only its filled positions copied."""
+        kept = buffer.new_empty(len(indices), *buffer.shape[1:])
+        kept[:, :, : self.filled] = buffer[indices, :, : self.filled]
+        return kept
 
 
 def preallocated_cache(config: Any, capacity: int) -> DynamicCache:

@@ -13,6 +13,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from tonetune.config import typed
+from tonetune.errors import ConfigError
 from tonetune.generation.engine import Engine, GenerationRequest
 from tonetune.generation.sampling import Sampling
 from tonetune.llm.cache import ResponseCache
@@ -44,14 +45,14 @@ class LocalClient(LLMClient):
         engine: Engine | None = None,
         adapter: str | None = None,
         variant: str = "",
-        dtype: str | None = None,
+        dtype: DType | str | None = None,
     ) -> None:
         """``variant`` tells apart copies of one base model that answer differently (e.g. ``nf4``)."""
         super().__init__(cache, prices, role)
         self.base_model = typed(BaseModelConfig, base_model)
-        self.dtype = dtype
+        self.dtype = _dtype(dtype, role)
         # the cache tells apart answers decoded otherwise than the fp32 reference (4-bit, bf16)
-        decoding = engine_dtype(engine) if engine else DType(dtype or self.base_model.dtype).value
+        decoding = engine.dtype if engine else DType(self.dtype or self.base_model.dtype).value
         tags = [tag for tag in (variant, "" if decoding == "float32" else decoding) if tag]
         self.model = ":".join([f"local:{self.base_model.name}", *tags])
         self.batch_size = batch_size
@@ -75,10 +76,10 @@ class LocalClient(LLMClient):
     def engine(self) -> Engine:
         """The engine, loading the model on first use."""
         if self._engine is None:
-            from tonetune.models.base_models import as_torch_dtype, load_causal_lm, load_tokenizer
+            from tonetune.models.base_models import load_causal_lm, load_tokenizer
 
             model, tokenizer = load_causal_lm(self.base_model), load_tokenizer(self.base_model)
-            self._engine = Engine(model, tokenizer, dtype=as_torch_dtype(self.dtype) if self.dtype else None)
+            self._engine = Engine(model, tokenizer, dtype=self.dtype)
         return self._engine
 
     def _complete_missing(self, requests: list[ChatRequest], store: OnResult, desc: str) -> None:
@@ -110,6 +111,12 @@ class LocalClient(LLMClient):
         self._engine = None
 
 
-def engine_dtype(engine: Engine) -> str:
-    """The dtype an engine decodes in, by name (``float32``, ``bfloat16``)."""
-    return str(engine.model.dtype).removeprefix("torch.")
+def _dtype(value: DType | str | None, role: str) -> DType | None:
+    """``<role>.dtype`` checked: a DType, or None for the base model's own."""
+    if value is None:
+        return None
+    try:
+        return DType(value)
+    except ValueError:
+        names = ", ".join(d.value for d in DType)
+        raise ConfigError(f"{role}.dtype={value!r} is not one of {names}") from None

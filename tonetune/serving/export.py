@@ -82,7 +82,7 @@ def _merge_checked(
     """The merged model and its greedy answers, which must equal the adapter model's."""
     conversations = [single_turn(p) for p in check_prompts]
     greedy = Sampling(max_new_tokens=check_tokens)
-    before = None
+    before = None  # decoded as loaded (fp32): these weights are what the export saves
     if isinstance(model, PeftModel):
         before = [c.text for c in Engine(model, tokenizer).chat(conversations, greedy, progress=False)]
         model = model.merge_and_unload()

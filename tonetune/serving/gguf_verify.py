@@ -62,7 +62,7 @@ def verify_gguf(hf_dir: Path, gguf_path: Path, prompts: list[str], max_tokens: i
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
-    engine = Engine(AutoModelForCausalLM.from_pretrained(hf_dir), tokenizer)
+    engine = Engine(AutoModelForCausalLM.from_pretrained(hf_dir), tokenizer)  # as saved: exact answers
     conversations = [single_turn(p) for p in prompts]
     hf = [c.text for c in engine.chat(conversations, Sampling(max_new_tokens=max_tokens), progress=False)]
     llm = Llama(model_path=str(gguf_path), n_ctx=engine.max_context, verbose=False)

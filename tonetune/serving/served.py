@@ -12,14 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from tonetune.errors import ConfigError
 from tonetune.generation.engine import Engine
 from tonetune.generation.sampling import Sampling
-from tonetune.models.base_models import as_torch_dtype, load_causal_lm, load_tokenizer
+from tonetune.models.base_models import load_causal_lm, load_tokenizer
 from tonetune.models.runs import Run, load_run_model, read_run
 from tonetune.persona import persona_instructions
 from tonetune.schemas import BaseModelConfig, DType
@@ -69,14 +68,13 @@ def load_served(
 
     ``dtype``: the weights' dtype while decoding (None: as loaded).
     """
-    weights = as_torch_dtype(dtype) if dtype is not None else None
     if run_dirs:
         runs = [read_run(d) for d in run_dirs]
-        served = _from_runs(runs, merge_adapter and len(runs) == 1, system_prompt, weights)
+        served = _from_runs(runs, merge_adapter and len(runs) == 1, system_prompt, dtype)
     elif model_dir:
-        served = _from_folder(Path(model_dir), system_prompt, weights)
+        served = _from_folder(Path(model_dir), system_prompt, dtype)
     elif base_model is not None:
-        engine = Engine(load_causal_lm(base_model), load_tokenizer(base_model), dtype=weights)
+        engine = Engine(load_causal_lm(base_model), load_tokenizer(base_model), dtype=dtype)
         served = Served(
             engine,
             {
@@ -97,7 +95,7 @@ def load_served(
     return served
 
 
-def _from_runs(runs: list[Run], merge: bool, system_prompt: str, dtype: torch.dtype | None) -> Served:
+def _from_runs(runs: list[Run], merge: bool, system_prompt: str, dtype: DType | None) -> Served:
     first = runs[0]
     if len(runs) > 1:
         _check_shareable(runs)
@@ -178,7 +176,7 @@ def sampling_from(folder: Path) -> Sampling:
     return Sampling.from_generation_config(GenerationConfig.from_pretrained(folder))
 
 
-def _from_folder(path: Path, system_prompt: str, dtype: torch.dtype | None) -> Served:
+def _from_folder(path: Path, system_prompt: str, dtype: DType | None) -> Served:
     if not path.is_dir():
         raise ConfigError(f"model_dir={path}: no such folder")
     model = AutoModelForCausalLM.from_pretrained(path)
