@@ -61,3 +61,24 @@ def measure_in_subprocess(module: str, framework: str, adapter: str, epochs: int
     if not lines:
         raise RuntimeError(f"{framework} {adapter} failed:\n{out.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT ") :])
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str) -> None:
+    """Return once ``url``'s ``/health`` answers (a server started in another process)."""
+    import httpx
+
+    while True:
+        try:
+            httpx.get(f"{url}/health")
+            return
+        except httpx.ConnectError:
+            time.sleep(0.5)

@@ -12,22 +12,18 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import openai
 
-from bench.common import shared_rows
+from bench.common import free_port, shared_rows, wait_until_up
 
 
 def start(max_batch_size: int) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [
             "tonetune-serve",
@@ -42,12 +38,8 @@ def start(max_batch_size: int) -> tuple[subprocess.Popen, str]:
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            httpx.get(f"{url}/health")
-            return process, url
-        except httpx.ConnectError:
-            time.sleep(0.5)
+    wait_until_up(url)
+    return process, url
 
 
 def load(url: str, clients: int, requests: int, max_tokens: int) -> tuple[int, float]:

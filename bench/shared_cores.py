@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,18 +23,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import openai
 
-from bench.common import shared_rows
+from bench.common import free_port, shared_rows, wait_until_up
 from tonetune.hardware import REGISTRY_ENV, THREADS_ENV, usable_cores
 
 
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     """tonetune-serve on the embedded base model, on a free port; waits until it answers."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         ["tonetune-serve", f"port={port}", "server.max_batch_size=4", f"hydra.run.dir={tempfile.mkdtemp()}"],
         stdout=subprocess.DEVNULL,
@@ -44,12 +40,8 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            httpx.get(f"{url}/health")
-            return process, url
-        except httpx.ConnectError:
-            time.sleep(0.5)
+    wait_until_up(url)
+    return process, url
 
 
 def clients(url: str, prompts: int, max_tokens: int) -> float:

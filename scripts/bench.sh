@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 python -m bench.synthesis_throughput
 python -m bench.eval_generation
 python -m bench.serve_throughput
+python -m bench.shared_cores
+python -m bench.bf16_matmul
 python -m bench.train_vs_trl

@@ -13,6 +13,7 @@ from tests.test_evaluation import NEUTRAL
 from tonetune.config import typed
 from tonetune.evaluation.classifier import ToneClassifier
 from tonetune.evaluation.evaluate import evaluate
+from tonetune.hardware import best_decode_dtype
 from tonetune.persona import strip_markers
 from tonetune.schemas import PersonaConfig
 from tonetune.training.train import train
@@ -83,6 +84,8 @@ def test_a_plain_question_list_is_evaluated_without_reference_metrics(evaluated)
     assert list(result["context"]["questions"].values()) == [len(QUESTIONS)]
     report = (folder / "report.md").read_text()
     assert "no reference answers" in report and "reference_ppl" in report
+    decoded = result["context"]["decoded_in"]  # the machine's default: bf16 only where it is native
+    assert decoded == best_decode_dtype() and f"local contestants decode in {decoded}" in report
 
 
 def test_every_contestant_is_put_under_pressure_with_every_probe(evaluated) -> None:

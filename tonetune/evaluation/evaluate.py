@@ -254,6 +254,7 @@ def _context(
         "questions": {r.questions.name: len(r.questions) for r in results},
         "trained_with_prompt": run.trained_with_prompt,
         "sampling": asdict(settings.sampling),
+        "decoded_in": models.finetuned.dtype,
         "one_model_in_memory": models.shared,
         "candidate": settings.judge_candidate,
         # what a model card shows, from the registry (serving/ reads it here: stages never import each other)

@@ -104,7 +104,8 @@ def _context_lines(result: Mapping[str, Any]) -> list[str]:
         ),
         f"- Data: `{context['data']}`; question sets: {sets}",
         f"- Fine-tuned with the persona prompt: {context['trained_with_prompt']}",
-        f"- Sampling: {context['sampling']}",
+        f"- Sampling: {context['sampling']}; local contestants decode in "
+        f"{context.get('decoded_in', 'float32')} (`evaluation.dtype`)",
         f"- Tone classifier: cross-validated accuracy {plain['held_out_accuracy']:.3f} on "
         f"{plain['held_out_size']} answers (persona: the training answers; negatives: "
         f"{', '.join(result['classifier'].get('contrast', {}).get('negatives', ['base']))}, see the validity "
