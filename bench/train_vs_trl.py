@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +33,8 @@ SHARED = {
     "warmup_ratio": 0.05,
     "weight_decay": 0.0,
     "max_grad_norm": 1.0,
-    "bf16": False,  # mixed precision, on both sides (tonetune's default picks bf16 on native-bf16 CPUs)
+    # mixed precision, on both sides (tonetune's default picks bf16 on native-bf16 CPUs): BENCH_BF16=1
+    "bf16": os.environ.get("BENCH_BF16") == "1",
 }
 # What differs between the adapter kinds, the same on both sides.
 ADAPTERS = {
