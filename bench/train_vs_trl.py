@@ -6,9 +6,10 @@ Run as (from the repository root):
 Every setting both sides share is read from one definition (``SHARED``, ``ADAPTERS``), so the
 ratio measures tonetune alone: the embedded SmolLM2-135M, the 152 train pairs of ../shared, LoRA
 r/alpha/dropout and targets, batch size, length, learning rate and schedule, gradient clipping,
-length-grouped dynamic padding, assistant-only loss, fp32 on CPU. Each trainer runs in its own
-process so peak memory is its own. Also measures this machine's fp32 matmul speed, the ceiling a
-LoRA step (about 4 x parameters FLOPs per token) can reach.
+length-grouped dynamic padding, assistant-only loss, fp32 on CPU (``BENCH_BF16=1``: bf16 mixed
+precision on both). Each trainer runs in its own process so peak memory is its own. Also measures
+this machine's fp32 matmul speed, the ceiling a LoRA step (about 4 x parameters FLOPs per token)
+can reach.
 """
 
 from __future__ import annotations
