@@ -72,13 +72,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(url: str) -> None:
-    """Return once ``url``'s ``/health`` answers (a server started in another process)."""
+def wait_until_up(url: str, process: subprocess.Popen) -> None:
+    """Return once ``url``'s ``/health`` answers; raise if ``process`` (its server) exits first."""
     import httpx
 
-    while True:
+    while process.poll() is None:
         try:
             httpx.get(f"{url}/health")
             return
         except httpx.ConnectError:
             time.sleep(0.5)
+    raise RuntimeError(f"the server at {url} exited with {process.returncode} before it answered")

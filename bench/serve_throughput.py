@@ -38,7 +38,7 @@ def start(max_batch_size: int) -> tuple[subprocess.Popen, str]:
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     url = f"http://127.0.0.1:{port}"
-    wait_until_up(url)
+    wait_until_up(url, process)
     return process, url
 
 

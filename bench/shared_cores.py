@@ -40,7 +40,7 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_until_up(url)
+    wait_until_up(url, process)
     return process, url
 
 
@@ -69,11 +69,12 @@ def worker(prompts: int, max_tokens: int) -> None:
     from tonetune.config import compose, typed
     from tonetune.generation.engine import Engine
     from tonetune.generation.sampling import Sampling
+    from tonetune.hardware import best_decode_dtype
     from tonetune.models.base_models import load_causal_lm, load_tokenizer
-    from tonetune.schemas import BaseModelConfig
+    from tonetune.schemas import BaseModelConfig, DType
 
     spec = typed(BaseModelConfig, compose("train", ["paths.output_dir=/tmp/unused"]).base_model)
-    engine = Engine(load_causal_lm(spec), load_tokenizer(spec))
+    engine = Engine(load_causal_lm(spec), load_tokenizer(spec), dtype=DType(best_decode_dtype()))
     chats = [[{"role": "user", "content": r["question"]}] for r in shared_rows("train")[:prompts]]
     sampling = Sampling(max_new_tokens=max_tokens, temperature=0.8, seed=1)
     engine.chat(chats[:2], sampling, progress=False)  # warm-up
@@ -94,9 +95,10 @@ def start_worker(env: dict[str, str], prompts: int, max_tokens: int) -> subproce
         text=True,
         env=env,
     )
-    while process.stdout.readline().strip() != "READY":
-        pass
-    return process
+    for line in process.stdout:
+        if line.strip() == "READY":
+            return process
+    raise RuntimeError(f"the synthesis worker exited with {process.wait()} before it was ready")
 
 
 def synthesis_seconds(process: subprocess.Popen) -> float:

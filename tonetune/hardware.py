@@ -133,8 +133,9 @@ def share_threads(force: bool = False) -> int:
 def _set(torch, threads: int, why: str) -> int:
     if threads != _state["threads"]:
         log.info("torch threads: %d of %d cores (%s)", threads, usable_cores(), why)
-        torch.set_num_threads(threads)
         _state["threads"] = threads
+    if torch.get_num_threads() != threads:  # per calling thread: a web page's worker threads too
+        torch.set_num_threads(threads)
     return threads
 
 

@@ -226,7 +226,6 @@ class Engine:
 
     def _decode(self, rows: list[_Row]) -> Iterator[list[Delta]]:
         """Step all rows together; a finished row leaves the batch (and the KV cache) at once."""
-        share_threads()  # this process's share of the cores, as other tonetune processes come and go
         prompts = [r.request.input_ids for r in rows]
         ids, mask = self._left_padded(prompts)
         seen = self._seen(prompts)
@@ -234,6 +233,7 @@ class Engine:
         cache = preallocated_cache(self.model.config, ids.shape[1] + max(r.limit for r in rows))
         live = list(range(len(rows)))  # indices into rows, in batch order
         while live:
+            share_threads()  # this process's share of the cores (re-read at most once a second)
             logits = self.model(
                 input_ids=ids,
                 attention_mask=mask,

@@ -121,7 +121,7 @@ def _follow_up_writer(config: SynthesizeConfig, cache: ResponseCache) -> LLMClie
     """The client that writes the user's follow-ups when it is not the teacher (``follow_up_writer``)."""
     if config.follow_up_writer is None:
         return None
-    return hydra.utils.instantiate(config.follow_up_writer, cache=cache)
+    return hydra.utils.instantiate(config.follow_up_writer, cache=cache, role="follow_up_writer")
 
 
 def _first_turns(
