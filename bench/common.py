@@ -1,13 +1,15 @@
-"""Shared pieces of the benchmarks: the shared data, peak memory, and the fp32 matmul ceiling."""
+"""Shared pieces of the benchmarks: the shared data, peak memory, the fp32 matmul ceiling, paired runs."""
 
 from __future__ import annotations
 
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -50,17 +52,36 @@ def matmul_gflops(tokens: int = 600, repeats: int = 30) -> float:
     return flops * repeats / (time.perf_counter() - started) / 1e9
 
 
-def measure_in_subprocess(module: str, framework: str, adapter: str, epochs: int, data: Path) -> dict:
-    """Run ``python -m <module> --worker <framework>`` in its own process (its own peak memory).
+def measure_in_subprocess(
+    module: str, framework: str, adapter: str, epochs: int, data: Path, *extra: str
+) -> dict:
+    """Run ``python -m <module> --worker <framework> [extra...]`` in its own process (its own peak memory).
 
     The worker prints one ``RESULT <json>`` line; its dict is returned.
     """
-    args = ["--worker", framework, "--adapter", adapter, "--epochs", str(epochs), "--data", str(data)]
+    args = ["--worker", framework, "--adapter", adapter, "--epochs", str(epochs), "--data", str(data), *extra]
     out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=False)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
         raise RuntimeError(f"{framework} {adapter} failed:\n{out.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT ") :])
+
+
+def alternating(runs: int, sides: Sequence[str], measure: Callable[[str], dict]) -> dict[str, list[dict]]:
+    """``runs`` rounds of ``measure(side)`` for each side in turn, so a slow spell of a shared machine
+    falls on both sides rather than on one."""
+    results: dict[str, list[dict]] = {side: [] for side in sides}
+    for _ in range(runs):
+        for side in sides:
+            results[side].append(measure(side))
+    return results
+
+
+def paired_ratio(ours: Sequence[float], theirs: Sequence[float]) -> str:
+    """The median of the rounds' ratios, with their range and count (``1.52x (1.47-1.60x, 3 runs)``)."""
+    ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True))
+    spread = f"{ratios[0]:.2f}-{ratios[-1]:.2f}x, " if len(ratios) > 1 else ""
+    return f"{statistics.median(ratios):.2f}x ({spread}{len(ratios)} run{'s' if len(ratios) > 1 else ''})"
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@
 
 Run as (from the repository root, after building the pairs once):
     tonetune-synthesize seed_data=../shared/data/elon_musk_gpt4.jsonl data_dir=data/elon_musk_gpt4_pairs
-    python -m bench.dpo_vs_trl [--epochs 1] [--data data/elon_musk_gpt4_pairs] [--limit N]
+    python -m bench.dpo_vs_trl [--epochs 1] [--data data/elon_musk_gpt4_pairs] [--limit N] [--runs 3]
 
 Both sides train on the same 152 pairs (chosen: GPT-4's answer; rejected: the base model's own),
 with every shared setting read from one definition (``bench.train_vs_trl.SHARED`` plus ``DPO``):
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import measure_in_subprocess, peak_rss_mb
+from bench.common import alternating, measure_in_subprocess, paired_ratio, peak_rss_mb
 from bench.train_vs_trl import SHARED, tonetune_overrides, trl_arguments, trl_lora_config
 
 DPO = {"beta": 0.1, "nll_weight": 0.2, "gradient_checkpointing": False}
@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--adapter", default="lora")
     parser.add_argument("--data", type=Path, default=PAIRS_FOLDER)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N pairs only")
+    parser.add_argument("--runs", type=int, default=1, help="alternating runs of each side")
     args = parser.parse_args()
     if args.worker:
         result = (run_tonetune if args.worker == "tonetune" else run_trl)(args.data, args.epochs)
@@ -122,21 +123,26 @@ def main() -> None:
         return
 
     data = write_pairs(Path(tempfile.mkdtemp()), args.data, args.limit)
-    results = {}
-    for framework in ("tonetune", "trl"):
+    count = iter(range(2 * args.runs))
+
+    def measure(framework: str) -> dict:
         r = measure_in_subprocess("bench.dpo_vs_trl", framework, "lora", args.epochs, data)
         r["tokens_per_s"] = r["tokens"] / r["seconds"]
-        results[framework] = r
         print(
-            f"{framework:8s} dpo lora: {r['tokens']} tokens in {r['seconds']:.1f}s (reference included) = "
-            f"{r['tokens_per_s']:.1f} tokens/s; peak RSS {r['peak_mb']:.0f} MB",
+            f"[{next(count) // 2 + 1}/{args.runs}] {framework:8s} dpo lora: {r['tokens']} tokens in "
+            f"{r['seconds']:.1f}s (reference included) = {r['tokens_per_s']:.1f} tokens/s; "
+            f"peak RSS {r['peak_mb']:.0f} MB",
             flush=True,
         )
+        return r
+
+    results = alternating(args.runs, ("tonetune", "trl"), measure)
     ours, theirs = results["tonetune"], results["trl"]
+    speed = paired_ratio([r["tokens_per_s"] for r in ours], [r["tokens_per_s"] for r in theirs])
+    memory = paired_ratio([r["peak_mb"] for r in ours], [r["peak_mb"] for r in theirs])
     print(
-        f"dpo: tokens/s tonetune/TRL = {ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x (goal >= 1.5x); "
-        f"wall time TRL/tonetune = {theirs['seconds'] / ours['seconds']:.2f}x; "
-        f"peak memory tonetune/TRL = {ours['peak_mb'] / theirs['peak_mb']:.2f}x (goal <= 1)"
+        f"dpo: tokens/s tonetune/TRL = {speed} (goal >= 1.5x); "
+        f"peak memory tonetune/TRL = {memory} (goal <= 1)"
     )
 
 

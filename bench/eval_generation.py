@@ -9,10 +9,13 @@ the default repetition penalty. Three ways, each on the same prompts and setting
 
 - reference: the engine in fp32 at the previous default batch (32),
 - default:   the engine as the evaluation now runs it (``evaluation.dtype``, ``evaluation.batch_size``),
-- transformers: ``model.generate`` at the default's batch and dtype, left-padded.
+- transformers: ``model.generate`` at the default's batch and dtype, left-padded, on transformers' own
+  ``sdpa`` attention.
 
-Prints tokens/s of each, the default's speed as a ratio of the others, and how many greedy answers
-are word for word the same. ``--only reference`` measures the first alone, e.g. with an older
+Each way answers the whole workload once untimed (the first pass of a process pays for its first
+large buffers), then again timed, as an evaluation's later batches run. Prints tokens/s of each,
+the default's speed as a ratio of the others, and how many greedy answers are word for word the
+same. ``--only reference`` measures the first alone, e.g. with an older
 checkout's engine: ``cd <old worktree> && python <this checkout>/bench/eval_generation.py --only reference``.
 """
 
@@ -53,6 +56,7 @@ def transformers_answers(
 ) -> list[tuple[str, int]]:
     """``model.generate`` on the same prompts (sorted by length, left-padded), the same settings."""
     tokenizer, model = engine.tokenizer, engine.model
+    model.config._attn_implementation = "sdpa"  # transformers' own attention, not the engine's grouped one
     prompts = [engine.encode(c) for c in chats]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: dict[int, tuple[str, int]] = {}
@@ -102,7 +106,7 @@ def main() -> None:
     def measure(name: str, dtype: str, batch: int, way: Callable = engine_answers) -> tuple[list[str], float]:
         cast = {"dtype": DType(dtype)} if dtype != "float32" else {}  # (an older engine: fp32 only)
         engine = Engine(load_causal_lm(spec), tokenizer, **cast)
-        engine_answers(engine, chats[:4], sampling, 4)  # warm-up
+        way(engine, chats, sampling, batch)  # warm-up: the process's first big buffers cost page faults
         texts, seconds, rate = timed(lambda: way(engine, chats, sampling, batch))
         print(f"{name:<12} {dtype:>8}, batch {batch:>3}: {seconds:6.1f}s, {rate:6.1f} tokens/s")
         return texts, rate

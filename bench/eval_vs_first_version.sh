@@ -5,11 +5,11 @@
 # Run as (from the repository root, with .venv set up):
 #     bench/eval_vs_first_version.sh [WORK_DIR]
 #
-# Each version trains the same run (data=example, one epoch of the embedded SmolLM2-135M) and
-# evaluates it three ways: the first version; today's with only the first version's work
-# (evaluation.batch_size=16 as it was, pressure, multi-turn and capability off); and today's
-# default (pressure, 5-turn drift, lm-eval capability on). Peak RSS and wall time come from
-# /usr/bin/time -v; the answers of the first two must be identical.
+# Each version trains the same run (data=example, one epoch of the embedded SmolLM2-135M, in fp32 as
+# the first version did) and evaluates it three ways: the first version; today's with only the first
+# version's work (evaluation.batch_size=16 as it was, fp32 decoding, pressure, multi-turn and
+# capability off); and today's default (pressure, 5-turn drift, lm-eval capability on). Peak RSS
+# and wall time come from /usr/bin/time -v; the answers of the first two must be identical.
 set -euo pipefail
 ROOT=$(pwd)
 WORK=${1:-$(mktemp -d)}
@@ -26,13 +26,15 @@ measure() {  # name, folder to run in, evaluate arguments...
     $(($(grep 'Maximum resident' "$WORK/$name.log" | awk '{print $NF}') / 1024)) \
     "$(grep 'Elapsed (wall' "$WORK/$name.log" | awk '{print $NF}')"
 }
-for version in first now; do
-  dir=$ROOT; [ $version = first ] && dir=$WORK/first
+for version in first now; do  # today's default on a bf16 CPU is bf16-mixed; the first had fp32 only
+  dir=$ROOT; extra=(trainer.precision=32-true); [ $version = first ] && dir=$WORK/first && extra=()
   (cd "$dir" && PYTHONPATH="$dir" "$PY" -m tonetune.cli.train data=example trainer.max_epochs=1 logger=none \
+    "${extra[@]}" \
     trainer.enable_progress_bar=false hydra.run.dir="$WORK/run_$version" >"$WORK/train_$version.log" 2>&1)
 done
 measure first "$WORK/first" run_dir="$WORK/run_first" evaluation.batch_size=16
-measure same_work "$ROOT" run_dir="$WORK/run_now" evaluation.batch_size=16 evaluation.pressure.questions=0 \
+measure same_work "$ROOT" run_dir="$WORK/run_now" evaluation.batch_size=16 evaluation.dtype=float32 \
+  evaluation.pressure.questions=0 \
   evaluation.multi_turn.conversations=0 "evaluation.capability.tasks=[]"
 measure default "$ROOT" run_dir="$WORK/run_now"
 "$PY" - "$WORK" <<'EOF'

@@ -1,7 +1,7 @@
 """Training throughput and peak memory: tonetune against TRL's SFTTrainer, LoRA and QLoRA.
 
 Run as (from the repository root):
-    python -m bench.train_vs_trl [--epochs 1] [--adapters lora qlora]
+    python -m bench.train_vs_trl [--epochs 1] [--adapters lora qlora] [--runs 3] [--defaults]
 
 Every setting both sides share is read from one definition (``SHARED``, ``ADAPTERS``), so the
 ratio measures tonetune alone: the embedded SmolLM2-135M, the 152 train pairs of ../shared, LoRA
@@ -9,7 +9,12 @@ r/alpha/dropout and targets, batch size, length, learning rate and schedule, gra
 length-grouped dynamic padding, assistant-only loss, fp32 on CPU (``BENCH_BF16=1``: bf16 mixed
 precision on both). Each trainer runs in its own process so peak memory is its own. Also measures
 this machine's fp32 matmul speed, the ceiling a LoRA step (about 4 x parameters FLOPs per token)
-can reach.
+can reach. ``--runs N`` alternates the sides N times and reports the median ratio with its range.
+
+``--defaults`` (LoRA) instead gives each side only the data and one epoch, as a user starts it:
+``tonetune-train`` with its own defaults (no logger, checkpoints or validation), and TRL's
+``SFTTrainer(model=<path>, peft_config=LoraConfig(task_type="CAUSAL_LM"))`` with ``SFTConfig``'s
+defaults (no reports or saves). Each side prints the precision it chose.
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import matmul_gflops, measure_in_subprocess, peak_rss_mb, shared_rows
+from bench.common import (
+    alternating,
+    matmul_gflops,
+    measure_in_subprocess,
+    paired_ratio,
+    peak_rss_mb,
+    shared_rows,
+)
 
 SHARED = {
     "r": 16,
@@ -120,14 +133,33 @@ def write_data(folder: Path) -> Path:
     return path
 
 
-def run_tonetune(data: Path, adapter: str, epochs: int) -> dict:
+def tonetune_default_overrides(data: Path, epochs: int) -> list[str]:
+    """``tonetune-train`` on this data for ``epochs``, every training setting its own default."""
+    return [
+        "data=example",
+        f"data.source={data}",
+        f"trainer.max_epochs={epochs}",
+        "logger=none",
+        "callbacks=none",
+        "trainer.enable_checkpointing=false",
+        "trainer.limit_val_batches=0",
+        "validate_before_training=false",
+        "trainer.enable_progress_bar=false",
+        f"paths.output_dir={tempfile.mkdtemp()}",
+    ]
+
+
+def run_tonetune(data: Path, adapter: str, epochs: int, defaults: bool) -> dict:
     from tonetune.config import compose
     from tonetune.training.train import train
 
     baseline = peak_rss_mb()
-    kind = ADAPTERS[adapter]
-    overrides = tonetune_overrides(data, epochs, kind["gradient_checkpointing"])
-    cfg = compose("train", [*overrides, f"adapter.quantization={kind['quantization'] or 'null'}"])
+    if defaults:
+        cfg = compose("train", tonetune_default_overrides(data, epochs))
+    else:
+        kind = ADAPTERS[adapter]
+        overrides = tonetune_overrides(data, epochs, kind["gradient_checkpointing"])
+        cfg = compose("train", [*overrides, f"adapter.quantization={kind['quantization'] or 'null'}"])
     metrics, objects = train(cfg)
     return {
         "tokens": metrics["train/tokens"],
@@ -135,17 +167,70 @@ def run_tonetune(data: Path, adapter: str, epochs: int) -> dict:
         "peak_mb": peak_rss_mb(),
         "baseline_mb": baseline,
         "weights_mb": objects["module"].model.get_base_model().get_memory_footprint() / 2**20,
+        "precision": str(cfg.trainer.precision),
     }
 
 
-def run_trl(data: Path, adapter: str, epochs: int) -> dict:
-    import torch
+def trl_dataset(data: Path):
+    """The train rows as TRL's prompt-completion conversations (the loss on the completion)."""
     from datasets import Dataset
+
+    rows = [
+        json.loads(line) for line in data.read_text().splitlines() if json.loads(line)["split"] == "train"
+    ]
+    return Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": r["question"]}],
+                "completion": [{"role": "assistant", "content": r["answer"]}],
+            }
+            for r in rows
+        ]
+    )
+
+
+def timed_trl(trainer, epochs: int, baseline: float) -> dict:
+    """Train, and what the tonetune side reports too."""
+    tokens = sum(len(x) for x in trainer.train_dataset["input_ids"]) * epochs
+    started = time.perf_counter()
+    trainer.train()
+    return {
+        "tokens": tokens,
+        "seconds": time.perf_counter() - started,
+        "peak_mb": peak_rss_mb(),
+        "baseline_mb": baseline,
+        "weights_mb": trainer.model.get_base_model().get_memory_footprint() / 2**20,
+        "precision": f"bf16={trainer.args.bf16}, weights {trainer.model.get_base_model().dtype}",
+    }
+
+
+def run_trl_defaults(data: Path, epochs: int) -> dict:
+    """TRL as its quickstart starts it: a model path, PEFT's LoraConfig, ``SFTConfig``'s defaults."""
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from tonetune.models.embedded import embedded_model_dir
+
+    baseline = peak_rss_mb()
+    args = SFTConfig(output_dir=tempfile.mkdtemp(), num_train_epochs=epochs, save_strategy="no", report_to=[])
+    trainer = SFTTrainer(
+        model=str(embedded_model_dir()),
+        args=args,
+        train_dataset=trl_dataset(data),
+        peft_config=LoraConfig(task_type="CAUSAL_LM"),
+    )
+    return timed_trl(trainer, epochs, baseline)
+
+
+def run_trl(data: Path, adapter: str, epochs: int, defaults: bool) -> dict:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
     from trl import SFTConfig, SFTTrainer
 
     from tonetune.models.embedded import embedded_model_dir
 
+    if defaults:
+        return run_trl_defaults(data, epochs)
     baseline = peak_rss_mb()
     path = embedded_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -161,18 +246,7 @@ def run_trl(data: Path, adapter: str, epochs: int) -> dict:
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=torch.float32, quantization_config=quant, **({"device_map": {"": "cpu"}} if quant else {})
     )
-    rows = [
-        json.loads(line) for line in data.read_text().splitlines() if json.loads(line)["split"] == "train"
-    ]
-    dataset = Dataset.from_list(
-        [
-            {
-                "prompt": [{"role": "user", "content": r["question"]}],
-                "completion": [{"role": "assistant", "content": r["answer"]}],
-            }
-            for r in rows
-        ]
-    )
+    dataset = trl_dataset(data)
     args = SFTConfig(
         **trl_arguments(epochs, kind["gradient_checkpointing"]), train_sampling_strategy="group_by_length"
     )
@@ -180,20 +254,11 @@ def run_trl(data: Path, adapter: str, epochs: int) -> dict:
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
     )
-    tokens = sum(len(x) for x in trainer.train_dataset["input_ids"]) * epochs
-    started = time.perf_counter()
-    trainer.train()
-    return {
-        "tokens": tokens,
-        "seconds": time.perf_counter() - started,
-        "peak_mb": peak_rss_mb(),
-        "baseline_mb": baseline,
-        "weights_mb": trainer.model.get_base_model().get_memory_footprint() / 2**20,
-    }
+    return timed_trl(trainer, epochs, baseline)
 
 
-def worker(framework: str, adapter: str, epochs: int, data: Path) -> None:
-    result = (run_tonetune if framework == "tonetune" else run_trl)(data, adapter, epochs)
+def worker(framework: str, adapter: str, epochs: int, data: Path, defaults: bool) -> None:
+    result = (run_tonetune if framework == "tonetune" else run_trl)(data, adapter, epochs, defaults)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -204,9 +269,11 @@ def main() -> None:
     parser.add_argument("--adapter", default="lora")
     parser.add_argument("--data", type=Path)
     parser.add_argument("--adapters", nargs="+", default=list(ADAPTERS), choices=list(ADAPTERS))
+    parser.add_argument("--runs", type=int, default=1, help="alternating runs of each side")
+    parser.add_argument("--defaults", action="store_true", help="each side's own defaults (LoRA)")
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.adapter, args.epochs, args.data)
+        worker(args.worker, args.adapter, args.epochs, args.data, args.defaults)
         return
 
     data = write_data(Path(tempfile.mkdtemp()))
@@ -217,36 +284,49 @@ def main() -> None:
         f"fp32 matmul on the model's projection shapes: {gflops:.1f} GFLOP/s -> LoRA ceiling about "
         f"{ceiling:.0f} tokens/s (4 x params FLOPs/token)"
     )
-    results = {}
-    for adapter in args.adapters:
-        for framework in ("tonetune", "trl"):
-            r = measure_in_subprocess("bench.train_vs_trl", framework, adapter, args.epochs, data)
-            r["tokens_per_s"] = r["tokens"] / r["seconds"]
-            r["above_baseline_mb"] = r["peak_mb"] - r["baseline_mb"]
-            results[(framework, adapter)] = r
-            print(
-                f"{framework:8s} {adapter:5s}: {r['tokens']} tokens in {r['seconds']:.1f}s = "
-                f"{r['tokens_per_s']:.1f} tokens/s; peak RSS {r['peak_mb']:.0f} MB "
-                f"({r['above_baseline_mb']:.0f} MB above the process after imports); "
-                f"model weights {r['weights_mb']:.0f} MB",
-                flush=True,
-            )
-    for adapter in args.adapters:
-        ours, theirs = results[("tonetune", adapter)], results[("trl", adapter)]
+    adapters = ["lora"] if args.defaults else args.adapters
+    extra = ["--defaults"] if args.defaults else []
+    results = {adapter: measure_sides(adapter, args, data, extra) for adapter in adapters}
+    for adapter in adapters:
+        ours, theirs = results[adapter]["tonetune"], results[adapter]["trl"]
+        speed = paired_ratio([r["tokens_per_s"] for r in ours], [r["tokens_per_s"] for r in theirs])
+        memory = paired_ratio([r["peak_mb"] for r in ours], [r["peak_mb"] for r in theirs])
+        typical = statistics.median(r["tokens_per_s"] for r in ours)
         print(
-            f"{adapter}: tokens/s tonetune/TRL = {ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x "
-            f"(goal >= 1.5x); peak memory tonetune/TRL = {ours['peak_mb'] / theirs['peak_mb']:.2f}x "
-            "(goal <= 1); "
-            f"tonetune vs ceiling = {ours['tokens_per_s'] / ceiling:.2f} (goal >= 0.75)"
+            f"{adapter}{' (each side its defaults)' if args.defaults else ''}: tokens/s tonetune/TRL = "
+            f"{speed} (goal >= {3 if args.defaults else 1.5}x); peak memory tonetune/TRL = {memory} "
+            f"(goal <= 1); tonetune vs the fp32 ceiling = {typical / ceiling:.2f}"
         )
-    if len(args.adapters) < 2:
+    if len(adapters) < 2:
         return
-    lora, qlora = results[("tonetune", "lora")], results[("tonetune", "qlora")]
+    lora, qlora = results["lora"]["tonetune"][0], results["qlora"]["tonetune"][0]
     print(
         f"QLoRA/LoRA memory (tonetune): peak RSS {qlora['peak_mb'] / lora['peak_mb']:.2f}x, "
         f"{qlora['above_baseline_mb'] / lora['above_baseline_mb']:.2f}x above the imports, "
         f"model weights {qlora['weights_mb'] / lora['weights_mb']:.2f}x (goal <= 0.5)"
     )
+
+
+def measure_sides(
+    adapter: str, args: argparse.Namespace, data: Path, extra: list[str]
+) -> dict[str, list[dict]]:
+    """Each side's runs for one adapter kind, alternating, each in its own process, printed as they end."""
+    count = iter(range(2 * args.runs))
+
+    def measure(framework: str) -> dict:
+        r = measure_in_subprocess("bench.train_vs_trl", framework, adapter, args.epochs, data, *extra)
+        r["tokens_per_s"] = r["tokens"] / r["seconds"]
+        r["above_baseline_mb"] = r["peak_mb"] - r["baseline_mb"]
+        print(
+            f"[{next(count) // 2 + 1}/{args.runs}] {framework:8s} {adapter:5s}: {r['tokens']} tokens in "
+            f"{r['seconds']:.1f}s = {r['tokens_per_s']:.1f} tokens/s; peak RSS {r['peak_mb']:.0f} MB "
+            f"({r['above_baseline_mb']:.0f} MB above the process after imports); "
+            f"model weights {r['weights_mb']:.0f} MB; {r['precision']}",
+            flush=True,
+        )
+        return r
+
+    return alternating(args.runs, ("tonetune", "trl"), measure)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from transformers import RepetitionPenaltyLogitsProcessor
 
 from tests.conftest import compose_config
 from tonetune.config import typed
+from tonetune.generation.attention import GROUPED_SDPA
 from tonetune.generation.engine import Engine, GenerationRequest
 from tonetune.generation.kv_cache import PreallocatedLayer
 from tonetune.generation.logits import FAILED, next_tokens, penalise_repetition
@@ -38,9 +39,14 @@ def lively(spec: BaseModelConfig) -> torch.nn.Module:
 
 
 def test_batched_answers_are_transformers_generate_one_prompt_at_a_time(tiny) -> None:
-    """Prompts of different lengths and budgets (rows leave the batch), a repetition penalty per row."""
+    """Prompts of different lengths and budgets (rows leave the batch), a repetition penalty per row.
+
+    The engine decodes with grouped-query attention; the reference is a fresh copy on transformers' own."""
     spec, tokenizer = tiny
     engine = Engine(lively(spec), tokenizer)
+    reference = lively(spec)
+    assert engine.model.config._attn_implementation == GROUPED_SDPA
+    assert reference.config._attn_implementation == "sdpa" and reference.config.num_key_value_heads == 2
     settings = [(20, 1.3), (3, 1.0), (12, 2.0), (7, 1.15)]
     requests = [
         GenerationRequest(engine.encode([{"role": "user", "content": q}]), Sampling(n, repetition_penalty=p))
@@ -48,7 +54,7 @@ def test_batched_answers_are_transformers_generate_one_prompt_at_a_time(tiny) ->
     ]
     batched = engine.generate(requests)
     for request, answer, (n, penalty) in zip(requests, batched, settings, strict=True):
-        out = engine.model.generate(
+        out = reference.generate(
             torch.tensor([request.input_ids]),
             max_new_tokens=n,
             do_sample=False,

@@ -18,8 +18,10 @@ import torch
 from peft import PeftModel
 from tqdm.auto import tqdm
 
+from tonetune.generation.attention import use_grouped_attention
 from tonetune.generation.kv_cache import preallocated_cache
 from tonetune.generation.logits import FAILED, next_tokens
+from tonetune.generation.packed_linear import pack_linear_weights
 from tonetune.generation.sampling import Sampling
 from tonetune.hardware import share_threads
 from tonetune.models.base_models import as_torch_dtype
@@ -122,13 +124,17 @@ def cast_for_decoding(model: Any, dtype: DType | None) -> None:
 class Engine:
     """A causal LM (optionally a PeftModel with several adapters) and its tokenizer, ready to answer.
 
-    ``dtype`` casts the model's weights in place for decoding (``cast_for_decoding``; None: as loaded).
+    ``dtype`` casts the model's weights in place for decoding (``cast_for_decoding``; None: as loaded),
+    transformers' ``sdpa`` attention gives way to its grouped-query form (``use_grouped_attention``),
+    and bf16 linear weights are packed for oneDNN once (``pack_linear_weights``).
     """
 
     def __init__(
         self, model: Any, tokenizer: Any, max_context: int | None = None, dtype: DType | None = None
     ) -> None:
         cast_for_decoding(model, dtype)
+        use_grouped_attention(model)
+        pack_linear_weights(model)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.lock = threading.Lock()

@@ -1,0 +1,77 @@
+"""bf16 linear layers packed once for oneDNN: the same products, kept current, adapters untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, get_peft_model
+from torch import nn
+
+from tests.test_decode_path import lively, tiny  # noqa: F401 (the fixture)
+from tonetune.generation.engine import Engine
+from tonetune.generation.packed_linear import PackedLinear, can_pack, pack_linear_weights
+from tonetune.schemas import DType
+
+pytestmark = pytest.mark.skipif(not can_pack(torch.bfloat16), reason="this CPU has no bf16 oneDNN kernels")
+
+# two bf16 roundings apart at most: the packed kernel and F.linear accumulate in different orders
+BF16 = {"rtol": 2e-2, "atol": 2e-2}
+
+
+def packed_copy(layer: nn.Linear) -> nn.Linear:
+    twin = nn.Linear(layer.in_features, layer.out_features, dtype=torch.bfloat16)
+    twin.load_state_dict(layer.state_dict())
+    assert pack_linear_weights(twin) == 1 and isinstance(twin, PackedLinear)
+    return twin
+
+
+def test_a_packed_layer_computes_f_linear_and_follows_its_weight() -> None:
+    generator = torch.Generator().manual_seed(0)
+    layer = nn.Linear(64, 48, dtype=torch.bfloat16)
+    packed = packed_copy(layer)
+    x = torch.randn(5, 3, 64, generator=generator).to(torch.bfloat16)
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), F.linear(x, layer.weight, layer.bias), **BF16)
+    with torch.no_grad():  # an in-place edit (load_state_dict, an optimiser step) ...
+        packed.weight.mul_(-1)
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), F.linear(x, -layer.weight, layer.bias), **BF16)
+    packed.weight.data = layer.weight.data.clone() * 2  # ... or a new tensor (a cast)
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), F.linear(x, 2 * layer.weight, layer.bias), **BF16)
+
+
+def test_a_packed_layer_still_trains() -> None:
+    """With gradients on, the plain product runs: the weight gets its gradient."""
+    packed = packed_copy(nn.Linear(16, 8, dtype=torch.bfloat16))
+    packed(torch.randn(4, 16).to(torch.bfloat16)).sum().backward()
+    assert packed.weight.grad is not None and packed.weight.grad.abs().sum() > 0
+
+
+def test_float32_weights_are_not_packed(tiny) -> None:  # noqa: F811
+    spec, tokenizer = tiny
+    engine = Engine(lively(spec), tokenizer)
+    assert not any(isinstance(m, PackedLinear) for m in engine.model.modules())
+
+
+def test_a_bf16_engine_packs_the_base_and_keeps_the_adapter(tiny) -> None:  # noqa: F811
+    """The base layers are packed, LoRA's own are not, and the adapter still shapes the logits."""
+    spec, tokenizer = tiny
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    torch.manual_seed(0)
+    plain = get_peft_model(lively(spec), config).to(torch.bfloat16).eval()
+    torch.manual_seed(0)
+    model = get_peft_model(lively(spec), config)
+    engine = Engine(model, tokenizer, dtype=DType.bfloat16)
+    names = {n for n, m in engine.model.named_modules() if isinstance(m, PackedLinear)}
+    assert names and not any("lora_" in n for n in names)
+    assert any(n.endswith("q_proj.base_layer") for n in names) and any(n.endswith("down_proj") for n in names)
+    ids = torch.tensor([engine.encode([{"role": "user", "content": "What about Mars?"}])])
+    with torch.inference_mode():
+        expected = plain(input_ids=ids).logits
+        packed = engine.model(input_ids=ids).logits
+        with plain.disable_adapter():
+            without_adapter = plain(input_ids=ids).logits
+    drift, adapter_effect = (packed - expected).abs().max(), (expected - without_adapter).abs().max()
+    assert drift < 0.1 and adapter_effect > 10 * drift  # bf16 rounding through 4 layers, logits up to ~4
