@@ -36,7 +36,17 @@ LOCAL_TASKS = {
 }
 
 
-def run_tasks(engine: Engine, adapter: str | None, settings: CapabilitySettings) -> dict[str, np.ndarray]:
+def task_manager(settings: CapabilitySettings) -> Any:
+    """lm-eval's task index: its own tasks only when a task is not ours (indexing them takes seconds)."""
+    from lm_eval.tasks import TaskManager
+
+    hub_tasks = any(name not in LOCAL_TASKS for name in settings.tasks)
+    return TaskManager(verbosity="WARNING", include_defaults=hub_tasks)
+
+
+def run_tasks(
+    engine: Engine, adapter: str | None, settings: CapabilitySettings, tasks_index: Any
+) -> dict[str, np.ndarray]:
     """Per-item accuracy of each task for the model with ``adapter`` (``BASE``: adapters off)."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
@@ -51,6 +61,7 @@ def run_tasks(engine: Engine, adapter: str | None, settings: CapabilitySettings)
             log_samples=True,
             verbosity="WARNING",
             bootstrap_iters=0,
+            task_manager=tasks_index,
         )
     return {
         name: np.array([sample["acc"] for sample in sorted(samples, key=lambda s: s["doc_id"])], dtype=float)
@@ -62,7 +73,8 @@ def capability(
     base: tuple[Engine, str | None], finetuned: tuple[Engine, str | None], settings: CapabilitySettings
 ) -> dict[str, Any]:
     """Accuracy of base and fine-tuned on every task, and the fine-tuned minus base delta, with intervals."""
-    before, after = run_tasks(*base, settings), run_tasks(*finetuned, settings)
+    index = task_manager(settings)
+    before, after = run_tasks(*base, settings, index), run_tasks(*finetuned, settings, index)
     report = {}
     for name in before:
         indices = stats.resample_indices(len(before[name]))

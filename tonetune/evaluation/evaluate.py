@@ -94,8 +94,7 @@ def evaluate_run(
                 _score_set(s, tickets, pool, contestants, tone, settings)
                 for s, tickets in zip(sets, asked, strict=True)
             ]
-        with clock.section("multi-turn, capability"):
-            sections = _sections(pool, pressure, sets[0], contestants, tone, models, settings)
+        sections = _sections(pool, pressure, sets[0], contestants, tone, models, settings, clock)
         with clock.section("judge"):
             judge = run_judge(
                 settings, run.persona, results[0].questions.questions, results[0].answers, cache
@@ -173,8 +172,9 @@ def _sections(
     tone: ToneReader,
     models: Models,
     settings: EvaluationSettings,
+    clock: Stopwatch,
 ) -> dict[str, Any]:
-    """Persona under pressure, multi-turn drift and capability kept (each can be turned off)."""
+    """Persona under pressure, multi-turn drift and capability kept (each can be turned off), timed."""
     sections: dict[str, Any] = {}
     candidate, multi_turn = settings.judge_candidate, settings.multi_turn
     if pressure is not None:
@@ -184,12 +184,14 @@ def _sections(
     if multi_turn.conversations and multi_turn.turns > 1:
         sampling = replace(settings.sampling, max_new_tokens=multi_turn.max_new_tokens)
         questions = main.questions[: multi_turn.conversations]
-        sections["multi_turn"] = drift(pool, contestants, questions, multi_turn, sampling, tone, candidate)
+        with clock.section("multi-turn"):
+            sections["multi_turn"] = drift(
+                pool, contestants, questions, multi_turn, sampling, tone, candidate
+            )
     if settings.capability.tasks:
-        base = (models.base, models.base_adapter)
-        sections["capability"] = capability(
-            base, (models.finetuned, models.finetuned_adapter), settings.capability
-        )
+        base, finetuned = (models.base, models.base_adapter), (models.finetuned, models.finetuned_adapter)
+        with clock.section("capability"):
+            sections["capability"] = capability(base, finetuned, settings.capability)
     return sections
 
 
