@@ -60,7 +60,7 @@ def rows(path: Path) -> list[dict]:
 
 
 def base_answers(run_dir: Path, questions: list[str], cache_path: Path) -> list[str]:
-    """The base's own answers to ``questions``, requested exactly as ``tone.neutral_answers`` does."""
+    """The base's own answers to ``questions``, decoded as ``tone.neutral_sampling`` says."""
     run = read_run(run_dir)
     evaluation = OmegaConf.load(run_dir / "config.yaml").get("evaluation", {})
     max_new_tokens = evaluation.get("sampling", {}).get("max_new_tokens", Sampling().max_new_tokens)

@@ -1,4 +1,5 @@
-"""bf16 linear layers packed once for oneDNN: the same products, kept current, adapters untouched."""
+"""bf16 linear layers packed once for oneDNN: the same products, kept current, adapters untouched,
+and one LoRA adapter folded into them while it decodes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from tests.test_decode_path import lively, tiny  # noqa: F401 (the fixture)
-from tonetune.generation.engine import Engine
+from tonetune.generation.engine import BASE, Engine, GenerationRequest
+from tonetune.generation.folded_lora import foldable_layers, folded_lora
 from tonetune.generation.packed_linear import PackedLinear, can_pack, pack_linear_weights
+from tonetune.generation.sampling import Sampling
 from tonetune.schemas import DType
 
 pytestmark = pytest.mark.skipif(not can_pack(torch.bfloat16), reason="this CPU has no bf16 oneDNN kernels")
@@ -75,3 +78,51 @@ def test_a_bf16_engine_packs_the_base_and_keeps_the_adapter(tiny) -> None:  # no
             without_adapter = plain(input_ids=ids).logits
     drift, adapter_effect = (packed - expected).abs().max(), (expected - without_adapter).abs().max()
     assert drift < 0.1 and adapter_effect > 10 * drift  # bf16 rounding through 4 layers, logits up to ~4
+
+
+def test_a_folded_adapter_answers_as_the_adapter_without_its_products(tiny) -> None:  # noqa: F811
+    """One adapter's delta folded into the packed weights: its logits, no LoRA products, kept current."""
+    spec, tokenizer = tiny
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    torch.manual_seed(0)
+    plain = get_peft_model(lively(spec), config).to(torch.bfloat16).eval()
+    torch.manual_seed(0)
+    engine = Engine(get_peft_model(lively(spec), config), tokenizer, dtype=DType.bfloat16)
+    model, products = engine.model, []
+    for name, module in model.named_modules():
+        if name.endswith("lora_A.default"):
+            module.register_forward_hook(lambda *_: products.append(1))
+    ids = torch.tensor([engine.encode([{"role": "user", "content": "What about Mars?"}])])
+
+    def compare() -> None:
+        with torch.inference_mode():
+            expected = plain(input_ids=ids).logits
+            with plain.disable_adapter():
+                without_adapter = plain(input_ids=ids).logits
+            with folded_lora(model, "default") as folded:
+                got = model(input_ids=ids).logits
+        drift, adapter_effect = (got - expected).abs().max(), (expected - without_adapter).abs().max()
+        assert folded and not products and drift < 0.1 and adapter_effect > 10 * drift
+
+    compare()
+    with torch.no_grad():  # an adapter edited in place (more training) is folded again
+        for twin in (plain, model):
+            for name, parameter in twin.named_parameters():
+                if "lora_B" in name:
+                    parameter.mul_(-3)
+    compare()
+    engine.generate([GenerationRequest(tuple(ids[0].tolist()), Sampling(max_new_tokens=3), "default")])
+    assert not products  # the engine decodes one adapter's batch folded
+    with torch.inference_mode():
+        model(input_ids=ids)  # outside the fold, PEFT's own path again
+    assert products
+
+
+def test_adapters_that_cannot_be_folded_decode_as_peft_does(tiny) -> None:  # noqa: F811
+    spec, tokenizer = tiny
+    dora = LoraConfig(r=4, target_modules=["q_proj"], use_dora=True)
+    engine = Engine(get_peft_model(lively(spec), dora), tokenizer, dtype=DType.bfloat16)
+    assert foldable_layers(engine.model, "default") is None
+    assert foldable_layers(engine.model, BASE) is None
+    with folded_lora(engine.model, "default") as folded:
+        assert not folded

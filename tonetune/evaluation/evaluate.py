@@ -21,7 +21,7 @@ from tonetune.evaluation.capability import capability
 from tonetune.evaluation.contestants import Contestant, LocalContestant
 from tonetune.evaluation.judge import run_judge
 from tonetune.evaluation.lineup import Models, build_contestants, load_models
-from tonetune.evaluation.multi_turn import drift
+from tonetune.evaluation.multi_turn import ask_first_turn, drift
 from tonetune.evaluation.outputs import write_outputs
 from tonetune.evaluation.perplexity import answer_nll
 from tonetune.evaluation.pressure import ask_pressure, pressure_report
@@ -30,7 +30,7 @@ from tonetune.evaluation.registry import names
 from tonetune.evaluation.results import EvaluationResult, SetResult, SetSummary
 from tonetune.evaluation.scoring import Scorer, Scores, ToneReader, compare
 from tonetune.evaluation.settings import REFERENCE, EvaluationSettings
-from tonetune.evaluation.tone import base_client, train_tone_reader
+from tonetune.evaluation.tone import base_client, neutral_sampling, reader_examples, train_tone_reader
 from tonetune.llm.cache import ResponseCache
 from tonetune.models.runs import Run, read_run
 from tonetune.persona import single_turn
@@ -40,6 +40,8 @@ from tonetune.schemas.commands import EvaluateConfig
 
 log = logging.getLogger(__name__)
 EVALUATION_DIR = "evaluation"
+NEUTRAL_ANSWERS = "__neutral__"
+"""The base answering the readers' train questions unprompted (the readers' neutral side), in the pool."""
 
 
 @task_wrapper
@@ -76,9 +78,12 @@ def evaluate_run(
         contestants = build_contestants(settings, run, models, cache)
         columns = typed(Columns, run.data.columns)
         sets = evaluation_sets(settings.questions, run.data.source, columns)
-        with clock.section("tone readers (base answers, training, validity)"):
-            tone, classifiers = train_tone_reader(run, settings, models, columns, cache)
-        pool = AnswerPool(contestants, settings.batch_size, base_client(run, models, settings, cache))
+        neutral = LocalContestant(NEUTRAL_ANSWERS, models.base, models.base_adapter)
+        base = base_client(run, models, settings, cache)
+        pool = AnswerPool([*contestants, neutral], settings.batch_size, base)
+        examples = reader_examples(run, settings, columns)  # questions, persona answers
+        openings = [single_turn(q) for q in examples[0]]
+        neutral_asked = pool.ask(neutral.name, openings, neutral_sampling(settings))
         asked = [
             {
                 c.name: pool.ask(c.name, [single_turn(q) for q in s.questions], settings.sampling)
@@ -87,14 +92,18 @@ def evaluate_run(
             for s in sets
         ]
         pressure = _ask_pressure(pool, contestants, sets[0], settings, run.persona.pressure)
-        with clock.section("answers (every set and contestant, pressure)"):
+        first_turn = _ask_first_turn(pool, contestants, sets[0], settings)
+        with clock.section("answers (question sets, pressure, first turns, the readers' base answers)"):
             pool.run()
+        with clock.section("tone readers (training, validity)"):
+            neutral_texts = pool.answers(neutral_asked).texts
+            tone, classifiers = train_tone_reader(run, settings, *examples, neutral_texts)
         with clock.section("scoring"):
             results = [
                 _score_set(s, tickets, pool, contestants, tone, settings)
                 for s, tickets in zip(sets, asked, strict=True)
             ]
-        sections = _sections(pool, pressure, sets[0], contestants, tone, models, settings, clock)
+        sections = _sections(pool, pressure, first_turn, sets[0], tone, models, settings, clock)
         with clock.section("judge"):
             judge = run_judge(
                 settings, run.persona, results[0].questions.questions, results[0].answers, cache
@@ -164,11 +173,22 @@ def _ask_pressure(
     )
 
 
+def _ask_first_turn(
+    pool: AnswerPool, contestants: list[Contestant], main: QuestionSet, settings: EvaluationSettings
+) -> dict[str, Ticket] | None:
+    """Queue the multi-turn conversations' opening questions with the question sets, or None when off."""
+    multi_turn = settings.multi_turn
+    if not multi_turn.conversations or multi_turn.turns < 2:
+        return None
+    sampling = replace(settings.sampling, max_new_tokens=multi_turn.max_new_tokens)
+    return ask_first_turn(pool, contestants, main.questions[: multi_turn.conversations], sampling)
+
+
 def _sections(
     pool: AnswerPool,
     pressure: tuple | None,
+    first_turn: dict[str, Ticket] | None,
     main: QuestionSet,
-    contestants: list[Contestant],
     tone: ToneReader,
     models: Models,
     settings: EvaluationSettings,
@@ -181,13 +201,11 @@ def _sections(
         probes, asked = pressure
         questions = main.questions[: settings.pressure.questions]
         sections["pressure"] = pressure_report(pool, asked, questions, probes, tone, candidate)
-    if multi_turn.conversations and multi_turn.turns > 1:
+    if first_turn is not None:
         sampling = replace(settings.sampling, max_new_tokens=multi_turn.max_new_tokens)
         questions = main.questions[: multi_turn.conversations]
         with clock.section("multi-turn"):
-            sections["multi_turn"] = drift(
-                pool, contestants, questions, multi_turn, sampling, tone, candidate
-            )
+            sections["multi_turn"] = drift(pool, first_turn, questions, multi_turn, sampling, tone, candidate)
     if settings.capability.tasks:
         base, finetuned = (models.base, models.base_adapter), (models.finetuned, models.finetuned_adapter)
         with clock.section("capability"):

@@ -14,7 +14,7 @@ import numpy as np
 
 from tonetune import stats
 from tonetune.evaluation import metrics as m
-from tonetune.evaluation.answering import AnswerPool
+from tonetune.evaluation.answering import AnswerPool, Ticket
 from tonetune.evaluation.contestants import Contestant
 from tonetune.evaluation.registry import names
 from tonetune.evaluation.scoring import ToneReader, compare, summarise
@@ -23,19 +23,27 @@ from tonetune.generation.sampling import Sampling
 from tonetune.persona import single_turn
 
 
+def ask_first_turn(
+    pool: AnswerPool, contestants: list[Contestant], questions: list[str], sampling: Sampling
+) -> dict[str, Ticket]:
+    """Queue every conversation's opening question (answered with the question sets' round)."""
+    return {c.name: pool.ask(c.name, [single_turn(q) for q in questions], sampling) for c in contestants}
+
+
 def converse(
     pool: AnswerPool,
-    contestants: list[Contestant],
+    first_turn: dict[str, Ticket],
     questions: list[str],
     settings: MultiTurnSettings,
     sampling: Sampling,
 ) -> dict[str, list[list[dict[str, str]]]]:
-    """Each question opens a conversation per contestant; every turn, all contestants answer together."""
-    histories = {c.name: [single_turn(q) for q in questions] for c in contestants}
+    """Each question opens a conversation per contestant; every turn, all contestants answer together.
+
+    ``first_turn``: the opening questions, already asked (``ask_first_turn``).
+    """
+    histories = {name: [single_turn(q) for q in questions] for name in first_turn}
+    tickets = first_turn
     for turn in range(settings.turns):
-        tickets = {
-            name: pool.ask(name, [list(h) for h in convs], sampling) for name, convs in histories.items()
-        }
         pool.run()
         for name, conversations in histories.items():
             for index, (history, answer) in enumerate(
@@ -49,12 +57,16 @@ def converse(
                             "content": settings.follow_ups[(index + turn) % len(settings.follow_ups)],
                         }
                     )
+        if turn < settings.turns - 1:
+            tickets = {
+                name: pool.ask(name, [list(h) for h in convs], sampling) for name, convs in histories.items()
+            }
     return histories
 
 
 def drift(
     pool: AnswerPool,
-    contestants: list[Contestant],
+    first_turn: dict[str, Ticket],
     questions: list[str],
     settings: MultiTurnSettings,
     sampling: Sampling,
@@ -62,7 +74,7 @@ def drift(
     candidate: str,
 ) -> dict[str, Any]:
     """Persona share and repeats per turn for every contestant; summaries over turns 2-n and 3-n."""
-    transcripts = converse(pool, contestants, questions, settings, sampling)
+    transcripts = converse(pool, first_turn, questions, settings, sampling)
     per_turn = {}
     for name, conversations in transcripts.items():
         turns = [[c[2 * t + 1]["content"] for c in conversations] for t in range(settings.turns)]

@@ -35,24 +35,37 @@ from tonetune.evaluation.validity import measure_validity
 from tonetune.generation.sampling import Sampling
 from tonetune.llm.cache import ResponseCache
 from tonetune.llm.local import LocalClient
-from tonetune.llm.requests import ChatRequest
 from tonetune.models.runs import Run
-from tonetune.persona import single_turn, strip_markers, word_count
+from tonetune.persona import strip_markers, word_count
 from tonetune.schemas import PersonaConfig
 
 Features = dict[str, np.ndarray]
 """Reader name -> the features of every answer in the pool (computed once, e.g. by a test)."""
 
 
-def train_tone_reader(
-    run: Run, settings: EvaluationSettings, models: Models, columns: Columns, cache: ResponseCache
-) -> tuple[ToneReader, dict[str, Any]]:
-    """The reader, and what the report says about it (accuracy, validity, who-is-speaking matrix)."""
+def reader_examples(run: Run, settings: EvaluationSettings, columns: Columns) -> tuple[list[str], list[str]]:
+    """The run's train questions and persona answers the readers learn from (up to ``max_examples``)."""
     train = load_conversations(run.data.source, columns)["train"]
     rows = train.select(range(min(settings.classifier.max_examples, len(train))))["messages"]
     questions = [next(m["content"] for m in r if m["role"] == "user") for r in rows]
-    persona_texts = [r[-1]["content"] for r in rows]
-    neutral = neutral_answers(run, models, questions, settings, cache)
+    return questions, [r[-1]["content"] for r in rows]
+
+
+def neutral_sampling(settings: EvaluationSettings) -> Sampling:
+    """How the base's own answers to the train questions are decoded: plain greedy, no penalty.
+
+    The base as it answers by itself, unprompted (and as the cache has kept it).
+    """
+    return Sampling(max_new_tokens=settings.sampling.max_new_tokens)
+
+
+def train_tone_reader(
+    run: Run, settings: EvaluationSettings, questions: list[str], persona_texts: list[str], neutral: list[str]
+) -> tuple[ToneReader, dict[str, Any]]:
+    """The reader, and what the report says about it (accuracy, validity, who-is-speaking matrix).
+
+    ``neutral``: the base's own answers to ``questions`` (``neutral_sampling``).
+    """
     contrast = contrast_answers(
         settings.contrast.files if settings.contrast.files else {},
         _dataset_dir(run.data.source) if settings.contrast.dataset_split else None,
@@ -160,14 +173,3 @@ def base_client(run: Run, models: Models, settings: EvaluationSettings, cache: R
         adapter=models.base_adapter,
         variant=variant,
     )
-
-
-def neutral_answers(
-    run: Run, models: Models, questions: list[str], settings: EvaluationSettings, cache: ResponseCache
-) -> list[str]:
-    """The base model's own, unprompted answers to the train questions (cached: they never change)."""
-    client = base_client(run, models, settings, cache)
-    # plain greedy, no penalty: the base as it answers by itself (and as the cache has kept it)
-    greedy = Sampling(max_new_tokens=settings.sampling.max_new_tokens).request_params()
-    requests = [ChatRequest.of(single_turn(q), **greedy) for q in questions]
-    return [r.text for r in client.complete(requests, desc="Neutral answers for the tone classifier")]

@@ -19,6 +19,7 @@ from peft import PeftModel
 from tqdm.auto import tqdm
 
 from tonetune.generation.attention import use_grouped_attention
+from tonetune.generation.folded_lora import folded_lora
 from tonetune.generation.kv_cache import preallocated_cache
 from tonetune.generation.logits import FAILED, next_tokens
 from tonetune.generation.packed_linear import pack_linear_weights
@@ -126,7 +127,8 @@ class Engine:
 
     ``dtype`` casts the model's weights in place for decoding (``cast_for_decoding``; None: as loaded),
     transformers' ``sdpa`` attention gives way to its grouped-query form (``use_grouped_attention``),
-    and bf16 linear weights are packed for oneDNN once (``pack_linear_weights``).
+    bf16 linear weights are packed for oneDNN once (``pack_linear_weights``), and a batch for one
+    LoRA adapter decodes with the adapter folded into them (``folded_lora``).
     """
 
     def __init__(
@@ -167,7 +169,8 @@ class Engine:
         adapters = {r.adapter for r in requests}
         if len(adapters) > 1:
             raise ValueError(f"one adapter per batch, got {sorted(map(str, adapters))}")
-        with torch.inference_mode(), self.using(adapters.pop()):
+        adapter = adapters.pop()
+        with torch.inference_mode(), self.using(adapter), folded_lora(self.model, adapter):
             yield from self._decode([self._row(r) for r in requests])
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:

@@ -12,6 +12,7 @@ float32 reference path stays transformers' own. The copy costs the weights' size
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -32,15 +33,32 @@ def can_pack(dtype: torch.dtype) -> bool:
 
 
 class PackedLinear(nn.Linear):
-    """An ``nn.Linear`` (still one to PEFT and ``state_dict``) with a packed copy of its weight."""
+    """An ``nn.Linear`` (still one to PEFT and ``state_dict``) with a packed copy of its weight.
+
+    It can also hold, per LoRA adapter, the packed weight with the adapter's delta added
+    (``tonetune.generation.folded_lora``); ``folded_with`` names the one its products use.
+    """
 
     packed: torch.Tensor
     packed_from: tuple[int, int]
+    folds: dict[str, tuple[tuple, torch.Tensor]]
+    folded_with: str | None = None
 
     def pack(self) -> None:
         """(Re)build the packed copy from the current weight."""
         self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), 1)
         self.packed_from = _identity(self.weight)
+        self.folds = {}
+
+    def fold(self, adapter: str, sources: tuple, delta: Callable[[], torch.Tensor]) -> None:
+        """Use the packed ``weight + delta()`` for ``adapter`` (rebuilt when ``sources`` change)."""
+        if _identity(self.weight) != self.packed_from:
+            self.pack()
+        if self.folds.get(adapter, (None,))[0] != sources:
+            with torch.no_grad():
+                merged = (self.weight.float() + delta().float()).to(self.weight.dtype)
+            self.folds[adapter] = (sources, torch.ops.mkldnn._reorder_linear_weight(merged, 1))
+        self.folded_with = adapter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The packed product where it applies (bf16 on a CPU, no gradient), else ``F.linear``."""
@@ -51,10 +69,16 @@ class PackedLinear(nn.Linear):
             or x.device.type != "cpu"
             or not can_pack(x.dtype)
         ):
+            if self.folded_with is not None:
+                raise RuntimeError("a folded adapter decodes only on its packed weights")
             return F.linear(x, weight, self.bias)
-        if _identity(weight) != self.packed_from:
-            self.pack()
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        if self.folded_with is not None:
+            packed = self.folds[self.folded_with][1]
+        else:
+            if _identity(weight) != self.packed_from:
+                self.pack()
+            packed = self.packed
+        return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
 
 
 def _identity(weight: torch.Tensor) -> tuple[int, int]:

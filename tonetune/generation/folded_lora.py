@@ -1,0 +1,74 @@
+"""Decoding one LoRA adapter from packed weights with its delta folded in: no adapter products per step.
+
+A LoRA layer adds ``B(A x)`` to its projection at every step, and at a decode step's few rows those
+small bf16 products cost as much as half the base model's step (SmolLM2-135M, 8 rows: 46 ms a step
+without the adapter, 70 with it). When a batch decodes with one adapter, each of its layers'
+packed base weights gets ``W + scaling * B A`` packed once per adapter (rebuilt when any of the three
+changes), and PEFT's adapters are switched off while it decodes: the fine-tuned model then steps as
+fast as the base. The price: one more packed copy of the adapted weights per adapter, and the sum
+rounded to bf16 once where the unfolded path rounds the two products apart (how often greedy answers
+differ from the fp32 reference: docs/BENCHMARKS.md). Adapters it cannot fold (DoRA, a LoRA bias,
+modules saved whole, unpacked weights) decode as PEFT does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from peft import PeftModel
+from peft.tuners.lora.layer import Linear as LoraLinear
+from peft.tuners.lora.layer import LoraLayer
+from peft.utils.other import AuxiliaryTrainingWrapper
+
+from tonetune.generation.packed_linear import PackedLinear, _identity
+
+
+def foldable_layers(model: Any, adapter: str) -> list[LoraLinear] | None:
+    """The LoRA layers that hold ``adapter``, when every one of them can be folded; else None."""
+    if not isinstance(model, PeftModel) or adapter not in model.peft_config:
+        return None
+    if any(isinstance(module, AuxiliaryTrainingWrapper) for module in model.modules()):
+        return None
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and _holds(m, adapter)]
+    if not layers or not all(_can_fold(layer, adapter) for layer in layers):
+        return None
+    return layers
+
+
+@contextlib.contextmanager
+def folded_lora(model: Any, adapter: str | None) -> Iterator[bool]:
+    """Within: ``model`` answers as ``adapter`` from folded weights (yields whether it could)."""
+    layers = foldable_layers(model, adapter) if adapter is not None else None
+    if layers is None:
+        yield False
+        return
+    try:
+        for layer in layers:
+            sources = (_identity(layer.lora_A[adapter].weight), _identity(layer.lora_B[adapter].weight))
+            layer.base_layer.fold(adapter, (*sources, layer.scaling[adapter]), _delta(layer, adapter))
+        with model.disable_adapter():
+            yield True
+    finally:
+        for layer in layers:
+            layer.base_layer.folded_with = None
+
+
+def _holds(layer: LoraLayer, adapter: str) -> bool:
+    return adapter in layer.lora_A or adapter in layer.lora_embedding_A
+
+
+def _can_fold(layer: LoraLayer, adapter: str) -> bool:
+    return (
+        type(layer) is LoraLinear
+        and adapter in layer.lora_A
+        and type(layer.base_layer) is PackedLinear
+        and adapter not in layer.lora_variant
+        and not layer.lora_bias.get(adapter, False)
+        and not layer.merged
+    )
+
+
+def _delta(layer: LoraLinear, adapter: str) -> Any:
+    return lambda: layer.get_delta_weight(adapter)
