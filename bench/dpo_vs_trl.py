@@ -30,12 +30,14 @@ PAIRS_FOLDER = Path("data/elon_musk_gpt4_pairs")
 
 
 def write_pairs(folder: Path, source: Path, limit: int | None) -> Path:
-    """The first ``limit`` train pairs, plus one validation pair so tonetune trains on exactly those."""
-    train_file = source / "preferences_train.jsonl"
-    if not train_file.is_file():
-        raise SystemExit(f"{train_file} is missing: build it with the tonetune-synthesize line above")
+    """The first ``limit`` train pairs and one test pair as validation (tonetune trains on exactly those)."""
+    train_file, test_file = source / "preferences_train.jsonl", source / "preferences_test.jsonl"
+    for needed in (train_file, test_file):
+        if not needed.is_file():
+            raise SystemExit(f"{needed} is missing: build it with the tonetune-synthesize line above")
     rows = [json.loads(line) for line in train_file.read_text().splitlines() if line.strip()][:limit]
-    rows = [{**r, "split": "train"} for r in rows] + [{**rows[0], "split": "validation"}]
+    held_out = json.loads(test_file.read_text().splitlines()[0])
+    rows = [{**r, "split": "train"} for r in rows] + [{**held_out, "split": "validation"}]
     path = folder / "pairs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path

@@ -8,8 +8,9 @@
 # Each version trains the same run (data=example, one epoch of the embedded SmolLM2-135M, in fp32 as
 # the first version did) and evaluates it three ways: the first version; today's with only the first
 # version's work (evaluation.batch_size=16 as it was, fp32 decoding, pressure, multi-turn and
-# capability off); and today's default (pressure, 5-turn drift, lm-eval capability on). Peak RSS
-# and wall time come from /usr/bin/time -v; the answers of the first two must be identical.
+# capability off); and today's default (pressure, 5-turn drift, lm-eval capability on), each with an
+# empty response cache. Peak RSS and wall time come from /usr/bin/time -v; the answers of the first
+# two must be identical.
 set -euo pipefail
 ROOT=$(pwd)
 WORK=${1:-$(mktemp -d)}
@@ -20,6 +21,7 @@ export HF_HUB_OFFLINE=1
 [ -d "$WORK/first" ] || git worktree add -f "$WORK/first" "$FIRST" -q
 measure() {  # name, folder to run in, evaluate arguments...
   local name=$1 dir=$2; shift 2
+  rm -f "$WORK/$name.sqlite"  # this script's own response cache: every measure starts empty
   (cd "$dir" && PYTHONPATH="$dir" /usr/bin/time -v "$PY" -m tonetune.cli.evaluate logger=none \
     hydra.run.dir="$WORK/$name" paths.response_cache="$WORK/$name.sqlite" "$@" >"$WORK/$name.log" 2>&1)
   printf '%-10s peak RSS %5d MB, wall %s\n' "$name" \

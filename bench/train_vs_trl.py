@@ -14,7 +14,8 @@ can reach. ``--runs N`` alternates the sides N times and reports the median rati
 ``--defaults`` (LoRA) instead gives each side only the data and one epoch, as a user starts it:
 ``tonetune-train`` with its own defaults (no logger, checkpoints or validation), and TRL's
 ``SFTTrainer(model=<path>, peft_config=LoraConfig(task_type="CAUSAL_LM"))`` with ``SFTConfig``'s
-defaults (no reports or saves). Each side prints the precision it chose.
+defaults (no reports or saves; ``bf16=False``, as its bf16 default stops on a machine without a GPU).
+Each side prints the precision it chose.
 """
 
 from __future__ import annotations
@@ -212,7 +213,11 @@ def run_trl_defaults(data: Path, epochs: int) -> dict:
     from tonetune.models.embedded import embedded_model_dir
 
     baseline = peak_rss_mb()
-    args = SFTConfig(output_dir=tempfile.mkdtemp(), num_train_epochs=epochs, save_strategy="no", report_to=[])
+    # SFTConfig's bf16=True stops on a machine without a GPU ("Your setup doesn't support bf16/gpu"):
+    # the first thing a CPU user changes, so TRL's default here is fp32, every other default kept
+    args = SFTConfig(
+        output_dir=tempfile.mkdtemp(), num_train_epochs=epochs, save_strategy="no", report_to=[], bf16=False
+    )
     trainer = SFTTrainer(
         model=str(embedded_model_dir()),
         args=args,

@@ -7,7 +7,7 @@ from pathlib import Path
 import hydra
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from tests.conftest import compose_config
 from tonetune.config import CONFIG_DIR
@@ -223,3 +223,18 @@ def test_experiment_contestants_that_name_an_earlier_run_resolve(
     )
     settings = EvaluationSettings.from_cfg(cfg.evaluation)
     assert settings.contestants[contestant].run_dir == earlier
+
+
+@pytest.mark.parametrize(
+    ("name", "taken_by"), [("reference", "reference answers"), ("__neutral__", "own answers")]
+)
+def test_a_contestant_may_not_take_a_name_the_evaluation_uses(name, taken_by, tmp_path) -> None:
+    from tonetune.errors import ConfigError
+    from tonetune.evaluation.settings import EvaluationSettings
+
+    cfg = compose_config("evaluate", [f"paths.output_dir={tmp_path}"])
+    with open_dict(cfg):  # as an experiment's YAML may name one
+        cfg.evaluation.contestants[name] = cfg.evaluation.contestants.base
+    message = rf"^evaluation\.contestants\.{name}: the name is taken by .*{taken_by}"
+    with pytest.raises(ConfigError, match=message):
+        EvaluationSettings.from_cfg(cfg.evaluation)

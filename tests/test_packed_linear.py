@@ -126,3 +126,38 @@ def test_adapters_that_cannot_be_folded_decode_as_peft_does(tiny) -> None:  # no
     assert foldable_layers(engine.model, BASE) is None
     with folded_lora(engine.model, "default") as folded:
         assert not folded
+
+
+def test_a_new_engine_packs_again_after_an_edit_through_data(tiny) -> None:  # noqa: F811
+    """PEFT's merge edits ``weight.data`` (no version bump): the next engine must not reuse the old copy."""
+    spec, tokenizer = tiny
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    torch.manual_seed(0)
+    plain = get_peft_model(lively(spec), config).to(torch.bfloat16).eval()
+    torch.manual_seed(0)
+    engine = Engine(get_peft_model(lively(spec), config), tokenizer, dtype=DType.bfloat16)
+    ids = torch.tensor([engine.encode([{"role": "user", "content": "What about Mars?"}])])
+    with torch.inference_mode():
+        engine.model(input_ids=ids)  # the packed copies in use
+    merged = Engine(engine.model.merge_and_unload(), tokenizer, dtype=DType.bfloat16)
+    with torch.inference_mode():
+        expected = plain(input_ids=ids).logits
+        with plain.disable_adapter():
+            without_adapter = plain(input_ids=ids).logits
+        got = merged.model(input_ids=ids).logits
+    drift, adapter_effect = (got - expected).abs().max(), (expected - without_adapter).abs().max()
+    assert drift < 0.1 and adapter_effect > 10 * drift
+
+
+def test_a_stream_left_midway_unfolds_the_adapter(tiny) -> None:  # noqa: F811
+    spec, tokenizer = tiny
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    engine = Engine(get_peft_model(lively(spec), config), tokenizer, dtype=DType.bfloat16)
+    prompt = engine.encode([{"role": "user", "content": "What about Mars?"}])
+    stream = engine.stream([GenerationRequest(prompt, Sampling(max_new_tokens=8), "default")])
+    next(stream)
+    packed = [m for m in engine.model.modules() if isinstance(m, PackedLinear)]
+    assert any(m.folded_with == "default" for m in packed)
+    stream.close()  # a client that left
+    assert all(m.folded_with is None for m in packed)
+    assert not engine.model.base_model.model.model.layers[0].self_attn.q_proj.disable_adapters

@@ -29,7 +29,7 @@ from tonetune.evaluation.question_sets import evaluation_sets
 from tonetune.evaluation.registry import names
 from tonetune.evaluation.results import EvaluationResult, SetResult, SetSummary
 from tonetune.evaluation.scoring import Scorer, Scores, ToneReader, compare
-from tonetune.evaluation.settings import REFERENCE, EvaluationSettings
+from tonetune.evaluation.settings import NEUTRAL_CONTESTANT, REFERENCE, EvaluationSettings
 from tonetune.evaluation.tone import base_client, neutral_sampling, reader_examples, train_tone_reader
 from tonetune.llm.cache import ResponseCache
 from tonetune.models.runs import Run, read_run
@@ -40,8 +40,6 @@ from tonetune.schemas.commands import EvaluateConfig
 
 log = logging.getLogger(__name__)
 EVALUATION_DIR = "evaluation"
-NEUTRAL_ANSWERS = "__neutral__"
-"""The base answering the readers' train questions unprompted (the readers' neutral side), in the pool."""
 
 
 @task_wrapper
@@ -78,7 +76,7 @@ def evaluate_run(
         contestants = build_contestants(settings, run, models, cache)
         columns = typed(Columns, run.data.columns)
         sets = evaluation_sets(settings.questions, run.data.source, columns)
-        neutral = LocalContestant(NEUTRAL_ANSWERS, models.base, models.base_adapter)
+        neutral = LocalContestant(NEUTRAL_CONTESTANT, models.base, models.base_adapter)
         base = base_client(run, models, settings, cache)
         pool = AnswerPool([*contestants, neutral], settings.batch_size, base)
         examples = reader_examples(run, settings, columns)  # questions, persona answers

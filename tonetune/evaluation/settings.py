@@ -36,6 +36,9 @@ __all__ = [
 
 REFERENCE = "reference"
 """The row of the dataset's own reference answers (not a contestant)."""
+NEUTRAL_CONTESTANT = "__neutral__"
+"""The base answering the readers' train questions unprompted (their neutral side), among the answers."""
+RESERVED_NAMES = {REFERENCE: "the dataset's reference answers", NEUTRAL_CONTESTANT: "the base's own answers"}
 SOURCES = {"base", "run", "endpoint"}
 
 
@@ -62,10 +65,9 @@ class EvaluationSettings:
         """Convert ``evaluation.*`` (composed, typed, or read back from a run) once; checks every value."""
         config = typed(EvaluationConfig, node)
         contestants = {name: spec for name, spec in config.contestants.items() if spec}
-        if REFERENCE in contestants:
-            raise ConfigError(
-                f"evaluation.contestants.{REFERENCE}: the name is taken by the dataset's reference answers"
-            )
+        for taken, by in RESERVED_NAMES.items():
+            if taken in contestants:
+                raise ConfigError(f"evaluation.contestants.{taken}: the name is taken by {by}")
         for name, spec in contestants.items():
             if spec.source not in SOURCES:
                 raise ConfigError(

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 GROUPED_SDPA = "tonetune_grouped_sdpa"
@@ -30,7 +31,13 @@ def grouped_sdpa_attention(
     is_causal: bool | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """``sdpa`` attention with the key/value heads shared by their query group, not repeated."""
+    """``sdpa`` attention with the key/value heads shared by their query group, not repeated.
+
+    A soft cap or a position bias (arguments this form does not apply) goes to transformers' own.
+    """
+    if kwargs.get("softcap") is not None or kwargs.get("position_bias") is not None:
+        options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, **kwargs}
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **options)
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     output = F.scaled_dot_product_attention(
         query,

@@ -6,9 +6,10 @@ without the adapter, 70 with it). When a batch decodes with one adapter, each of
 packed base weights gets ``W + scaling * B A`` packed once per adapter (rebuilt when any of the three
 changes), and PEFT's adapters are switched off while it decodes: the fine-tuned model then steps as
 fast as the base. The price: one more packed copy of the adapted weights per adapter, and the sum
-rounded to bf16 once where the unfolded path rounds the two products apart (how often greedy answers
-differ from the fp32 reference: docs/BENCHMARKS.md). Adapters it cannot fold (DoRA, a LoRA bias,
-modules saved whole, unpacked weights) decode as PEFT does.
+(taken in float32) rounded to bf16 once where the unfolded path rounds the two products apart
+(speed, and how close greedy answers stay to the fp32 reference: ``python -m bench.folded_lora``,
+docs/BENCHMARKS.md). Adapters it cannot fold (DoRA, a LoRA bias, modules saved whole, unpacked
+weights) decode as PEFT does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from peft import PeftModel
 from peft.tuners.lora.layer import Linear as LoraLinear
 from peft.tuners.lora.layer import LoraLayer
@@ -67,8 +69,15 @@ def _can_fold(layer: LoraLayer, adapter: str) -> bool:
         and adapter not in layer.lora_variant
         and not layer.lora_bias.get(adapter, False)
         and not layer.merged
+        and not layer.fan_in_fan_out
     )
 
 
 def _delta(layer: LoraLinear, adapter: str) -> Any:
-    return lambda: layer.get_delta_weight(adapter)
+    """``scaling * B A`` in float32 (PEFT's ``get_delta_weight`` rounds it to the adapter's dtype)."""
+
+    def delta() -> torch.Tensor:
+        a, b = layer.lora_A[adapter].weight.float(), layer.lora_B[adapter].weight.float()
+        return (b @ a) * layer.scaling[adapter]
+
+    return delta

@@ -5,7 +5,9 @@
 (``torch.ops.mkldnn._reorder_linear_weight``) and, while no gradient is taken, multiplies with it
 (``torch.ops.mkldnn._linear_pointwise``, the kernel ``torch.compile``'s CPU backend uses for frozen
 weights). At a decode step's 16-96 rows the products take about two thirds of the time. The copy is
-rebuilt if the weight is replaced or changed in place (its storage or version counter moves). The
+rebuilt if the weight is replaced or changed in place through the parameter itself (an optimizer
+step, ``load_state_dict``: its storage or version counter moves) and by every new engine (an edit
+through ``weight.data``, as PEFT's merge makes, moves neither). The
 results match ``F.linear`` to bf16 rounding, not bit for bit, so only bf16 weights are packed: the
 float32 reference path stays transformers' own. The copy costs the weights' size again in memory.
 """
@@ -100,12 +102,19 @@ def _adapter_modules(model: nn.Module) -> set[int]:
 def pack_linear_weights(model: Any) -> int:
     """Turn ``model``'s bf16 CPU ``nn.Linear`` layers (not an adapter's own) into ``PackedLinear``.
 
+    Layers already packed are packed again: an edit through ``weight.data`` (PEFT's merge) moves
+    neither the storage nor the version counter, so a new engine never trusts an old copy.
+
     Returns how many were packed: none where this CPU has no bf16 oneDNN kernels, or the weights are
     another dtype or not on the CPU.
     """
     skip = _adapter_modules(model)
     packed = 0
     for module in model.modules():
+        if type(module) is PackedLinear:  # packed by an earlier engine: its weight may have moved
+            module.pack()
+            packed += 1
+            continue
         if type(module) is not nn.Linear or id(module) in skip:
             continue
         if module.weight.device.type != "cpu" or not can_pack(module.weight.dtype):
