@@ -161,3 +161,23 @@ def test_a_stream_left_midway_unfolds_the_adapter(tiny) -> None:  # noqa: F811
     stream.close()  # a client that left
     assert all(m.folded_with is None for m in packed)
     assert not engine.model.base_model.model.model.layers[0].self_attn.q_proj.disable_adapters
+
+
+def test_one_fold_is_kept_and_another_adapter_folds_again(tiny) -> None:  # noqa: F811
+    """A server switching personas: each adapter answers as itself; one folded copy, not one each."""
+    spec, tokenizer = tiny
+    torch.manual_seed(0)
+    model = get_peft_model(lively(spec), LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+    model.add_adapter("yoda", LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+    engine = Engine(model, tokenizer, dtype=DType.bfloat16)
+    ids = torch.tensor([engine.encode([{"role": "user", "content": "What about Mars?"}])])
+
+    def folded_logits(adapter: str) -> torch.Tensor:
+        with torch.inference_mode(), engine.using(adapter), folded_lora(engine.model, adapter) as folded:
+            assert folded
+            return engine.model(input_ids=ids).logits
+
+    first, other, again = folded_logits("default"), folded_logits("yoda"), folded_logits("default")
+    assert (first - other).abs().max() > 0.5 and torch.equal(first, again)
+    folds = {m.fold[0] for m in engine.model.modules() if isinstance(m, PackedLinear) and m.fold}
+    assert folds == {"default"}

@@ -3,9 +3,11 @@
 A LoRA layer adds ``B(A x)`` to its projection at every step, and at a decode step's few rows those
 small bf16 products cost as much as half the base model's step (SmolLM2-135M, 8 rows: 46 ms a step
 without the adapter, 70 with it). When a batch decodes with one adapter, each of its layers'
-packed base weights gets ``W + scaling * B A`` packed once per adapter (rebuilt when any of the three
-changes), and PEFT's adapters are switched off while it decodes: the fine-tuned model then steps as
-fast as the base. The price: one more packed copy of the adapted weights per adapter, and the sum
+packed base weights gets ``W + scaling * B A`` packed (rebuilt when any of the three changes), and
+PEFT's adapters are switched off while it decodes: the fine-tuned model then steps as fast as the
+base. The price: one more packed copy of the adapted weights, kept for the adapter folded last only
+(a batch for another adapter folds again: a server switching personas pays that per switch), and
+the sum
 (taken in float32) rounded to bf16 once where the unfolded path rounds the two products apart
 (speed, and how close greedy answers stay to the fp32 reference: ``python -m bench.folded_lora``,
 docs/BENCHMARKS.md). Adapters it cannot fold (DoRA, a LoRA bias, modules saved whole, unpacked
@@ -49,7 +51,7 @@ def folded_lora(model: Any, adapter: str | None) -> Iterator[bool]:
     try:
         for layer in layers:
             sources = (_identity(layer.lora_A[adapter].weight), _identity(layer.lora_B[adapter].weight))
-            layer.base_layer.fold(adapter, (*sources, layer.scaling[adapter]), _delta(layer, adapter))
+            layer.base_layer.fold_in(adapter, (*sources, layer.scaling[adapter]), _delta(layer, adapter))
         with model.disable_adapter():
             yield True
     finally:

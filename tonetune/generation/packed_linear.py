@@ -37,29 +37,34 @@ def can_pack(dtype: torch.dtype) -> bool:
 class PackedLinear(nn.Linear):
     """An ``nn.Linear`` (still one to PEFT and ``state_dict``) with a packed copy of its weight.
 
-    It can also hold, per LoRA adapter, the packed weight with the adapter's delta added
-    (``tonetune.generation.folded_lora``); ``folded_with`` names the one its products use.
+    It can also hold, for one LoRA adapter at a time, the packed weight with the adapter's delta
+    added (``tonetune.generation.folded_lora``); ``folded_with`` says when its products use it.
     """
 
     packed: torch.Tensor
     packed_from: tuple[int, int]
-    folds: dict[str, tuple[tuple, torch.Tensor]]
+    fold: tuple[str, tuple, torch.Tensor] | None
+    """The adapter folded last, what it was built from, and its packed weight (one at a time)."""
     folded_with: str | None = None
 
     def pack(self) -> None:
         """(Re)build the packed copy from the current weight."""
         self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), 1)
         self.packed_from = _identity(self.weight)
-        self.folds = {}
+        self.fold = None
 
-    def fold(self, adapter: str, sources: tuple, delta: Callable[[], torch.Tensor]) -> None:
-        """Use the packed ``weight + delta()`` for ``adapter`` (rebuilt when ``sources`` change)."""
+    def fold_in(self, adapter: str, sources: tuple, delta: Callable[[], torch.Tensor]) -> None:
+        """Use the packed ``weight + delta()`` for ``adapter``, rebuilt when it or ``sources`` change.
+
+        Kept for the last adapter only: one more copy of the weight, however many adapters.
+        """
         if _identity(self.weight) != self.packed_from:
             self.pack()
-        if self.folds.get(adapter, (None,))[0] != sources:
+        if self.fold is None or self.fold[:2] != (adapter, sources):
+            self.fold = None  # the old copy goes before the new one is built
             with torch.no_grad():
                 merged = (self.weight.float() + delta().float()).to(self.weight.dtype)
-            self.folds[adapter] = (sources, torch.ops.mkldnn._reorder_linear_weight(merged, 1))
+            self.fold = (adapter, sources, torch.ops.mkldnn._reorder_linear_weight(merged, 1))
         self.folded_with = adapter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,7 +80,7 @@ class PackedLinear(nn.Linear):
                 raise RuntimeError("a folded adapter decodes only on its packed weights")
             return F.linear(x, weight, self.bias)
         if self.folded_with is not None:
-            packed = self.folds[self.folded_with][1]
+            packed = self.fold[2]
         else:
             if _identity(weight) != self.packed_from:
                 self.pack()
