@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE=1
 [ -d "$WORK/first" ] || git worktree add -f "$WORK/first" "$FIRST" -q
 measure() {  # name, folder to run in, evaluate arguments...
   local name=$1 dir=$2; shift 2
-  rm -f "$WORK/$name.sqlite"  # this script's own response cache: every measure starts empty
+  rm -f "$WORK/$name".sqlite{,-wal,-shm}  # this script's own response cache: every measure starts empty
   (cd "$dir" && PYTHONPATH="$dir" /usr/bin/time -v "$PY" -m tonetune.cli.evaluate logger=none \
     hydra.run.dir="$WORK/$name" paths.response_cache="$WORK/$name.sqlite" "$@" >"$WORK/$name.log" 2>&1)
   printf '%-10s peak RSS %5d MB, wall %s\n' "$name" \

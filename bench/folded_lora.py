@@ -8,7 +8,8 @@ answers the first questions of the Elon set greedily three ways, in one process:
 reference path), bf16 with the adapter's products at every step (PEFT), and bf16 folded
 (``tonetune.generation.folded_lora``). Prints the time of a small batch and of all the questions
 on each bf16 path, the ratio, and how close each path's answers stay to fp32's (whole answers
-identical; words in common before the first difference).
+identical; words in common before the first difference); beside them, the base's step with the
+adapter off (what folding can reach) and the seconds a fold takes.
 """
 
 from __future__ import annotations
@@ -35,8 +36,27 @@ def trained_run() -> Path:
     return folder
 
 
-def answers(run_dir: Path, dtype: str, fold: bool, questions: list[str], batch: int) -> dict:
-    """Greedy answers to ``questions`` and the seconds they took (a first batch of ``batch`` alone)."""
+def fold_seconds(model: object, adapter: str) -> tuple[float, float]:
+    """Seconds to fold ``adapter`` from nothing, and to find an existing fold current."""
+    import torch
+
+    from tonetune.generation.folded_lora import folded_lora
+
+    timings = []
+    for _ in range(2):
+        started = time.perf_counter()
+        with torch.inference_mode(), folded_lora(model, adapter):
+            timings.append(time.perf_counter() - started)
+    return timings[0], timings[1]
+
+
+def answers(
+    run_dir: Path, dtype: str, fold: bool, questions: list[str], batch: int, base: bool = False
+) -> dict:
+    """Greedy answers to ``questions`` and the seconds they took (a first batch of ``batch`` alone).
+
+    ``base``: the run's base (adapter off) instead of its fine-tuned model.
+    """
     from tonetune.evaluation.lineup import load_models
     from tonetune.generation import engine as engine_module
     from tonetune.generation.folded_lora import folded_lora
@@ -46,7 +66,8 @@ def answers(run_dir: Path, dtype: str, fold: bool, questions: list[str], batch: 
 
     engine_module.folded_lora = folded_lora if fold else (lambda *_: contextlib.nullcontext(False))
     models = load_models(read_run(run_dir), DType(dtype))
-    engine, adapter = models.finetuned, models.finetuned_adapter
+    engine, adapter = models.finetuned, models.base_adapter if base else models.finetuned_adapter
+    folding = fold_seconds(engine.model, adapter) if fold else None
     conversations = [[{"role": "user", "content": q}] for q in questions]
     engine.chat(conversations[:2], Sampling(max_new_tokens=4), adapter=adapter, progress=False)  # warm-up
     started = time.perf_counter()
@@ -59,6 +80,7 @@ def answers(run_dir: Path, dtype: str, fold: bool, questions: list[str], batch: 
         "step_ms": 1000 * small_seconds / max(c.completion_tokens for c in small),
         "seconds": time.perf_counter() - started,
         "tokens": sum(c.completion_tokens for c in done),
+        "folding": folding,
     }
 
 
@@ -83,6 +105,9 @@ def main() -> None:
     questions = [r["question"] for r in rows][: args.questions]
     reference = answers(run_dir, "float32", False, questions, args.batch)
     peft, folded = (answers(run_dir, "bfloat16", fold, questions, args.batch) for fold in (False, True))
+    base = answers(run_dir, "bfloat16", False, questions, args.batch, base=True)
+    print(f"bf16, the base alone (adapter off): {base['step_ms']:.1f} ms a step ({args.batch} rows)")
+    print("folding from nothing {:.2f} s; finding the fold current {:.3f} s".format(*folded["folding"]))
     for name, side in (("bf16, PEFT's adapter path", peft), ("bf16, folded", folded)):
         same = sum(a == b for a, b in zip(side["texts"], reference["texts"], strict=True))
         shared = [common_words(a, b) for a, b in zip(side["texts"], reference["texts"], strict=True)]

@@ -3,6 +3,9 @@ and one LoRA adapter folded into them while it decodes."""
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,9 +13,9 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from tests.test_decode_path import lively, tiny  # noqa: F401 (the fixture)
-from tonetune.generation.engine import BASE, Engine, GenerationRequest
+from tonetune.generation.engine import BASE, Engine, GenerationRequest, cast_for_decoding
 from tonetune.generation.folded_lora import foldable_layers, folded_lora
-from tonetune.generation.packed_linear import PackedLinear, can_pack, pack_linear_weights
+from tonetune.generation.packed_linear import PackedLinear, _Fold, can_pack, pack_linear_weights
 from tonetune.generation.sampling import Sampling
 from tonetune.schemas import DType
 
@@ -179,5 +182,41 @@ def test_one_fold_is_kept_and_another_adapter_folds_again(tiny) -> None:  # noqa
 
     first, other, again = folded_logits("default"), folded_logits("yoda"), folded_logits("default")
     assert (first - other).abs().max() > 0.5 and torch.equal(first, again)
-    folds = {m.fold[0] for m in engine.model.modules() if isinstance(m, PackedLinear) and m.fold}
+    folds = {m.fold.key[0] for m in engine.model.modules() if isinstance(m, PackedLinear) and m.fold}
     assert folds == {"default"}
+
+
+def test_an_adapter_loaded_again_under_its_name_is_folded_again(tiny) -> None:  # noqa: F811
+    """New A and B tensors under an old name (same sizes, maybe the same addresses) are a new fold."""
+    spec, tokenizer = tiny
+    config = LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False)
+    torch.manual_seed(0)
+    model = get_peft_model(lively(spec), config)
+    model.add_adapter("yoda", config)
+    engine = Engine(model, tokenizer, dtype=DType.bfloat16)
+    ids = torch.tensor([engine.encode([{"role": "user", "content": "What about Mars?"}])])
+
+    def logits(adapter: str, fold: bool) -> torch.Tensor:
+        folding = folded_lora(engine.model, adapter) if fold else contextlib.nullcontext()
+        with torch.inference_mode(), engine.using(adapter), folding:
+            return engine.model(input_ids=ids).logits
+
+    old = logits("yoda", fold=True)
+    engine.model.set_adapter("default")
+    engine.model.delete_adapter("yoda")
+    torch.manual_seed(1)
+    engine.model.add_adapter("yoda", config)
+    cast_for_decoding(engine.model, DType.bfloat16)
+    new = logits("yoda", fold=True)
+    assert (new - old).abs().max() > 0.5
+    assert (new - logits("yoda", fold=False)).abs().max() < 0.1  # PEFT's own path agrees
+
+
+def test_a_fold_is_for_the_very_tensors_it_was_built_from() -> None:
+    """Same size and version is not enough: a freed tensor's address may be handed to the next one."""
+    a, b = torch.zeros(2), torch.zeros(2)
+    fold = _Fold(("yoda", 2.0), [(weakref.ref(a), a._version)], torch.zeros(1))
+    assert fold.built_from(("yoda", 2.0), [a])
+    assert not fold.built_from(("yoda", 2.0), [b]) and not fold.built_from(("yoda", 1.0), [a])
+    a.add_(1)  # an edit through the tensor itself
+    assert not fold.built_from(("yoda", 2.0), [a])

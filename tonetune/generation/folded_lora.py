@@ -1,17 +1,17 @@
 """Decoding one LoRA adapter from packed weights with its delta folded in: no adapter products per step.
 
 A LoRA layer adds ``B(A x)`` to its projection at every step, and at a decode step's few rows those
-small bf16 products cost as much as half the base model's step (SmolLM2-135M, 8 rows: 46 ms a step
-without the adapter, 70 with it). When a batch decodes with one adapter, each of its layers'
-packed base weights gets ``W + scaling * B A`` packed (rebuilt when any of the three changes), and
-PEFT's adapters are switched off while it decodes: the fine-tuned model then steps as fast as the
-base. The price: one more packed copy of the adapted weights, kept for the adapter folded last only
-(a batch for another adapter folds again: a server switching personas pays that per switch), and
-the sum
-(taken in float32) rounded to bf16 once where the unfolded path rounds the two products apart
-(speed, and how close greedy answers stay to the fp32 reference: ``python -m bench.folded_lora``,
-docs/BENCHMARKS.md). Adapters it cannot fold (DoRA, a LoRA bias, modules saved whole, unpacked
-weights) decode as PEFT does.
+small bf16 products cost as much as half the base model's step (``python -m bench.folded_lora``:
+SmolLM2-135M, 8 rows). When a batch decodes with one adapter, each of its layers' packed base
+weights gets ``W + scaling * B A`` packed, and PEFT's adapters are switched off while it decodes:
+the fine-tuned model then steps about as fast as the base. The copy is rebuilt when the adapter,
+its scaling or its A and B tensors change (another tensor, or an edit through the tensor itself);
+an edit through ``.data`` is seen by the next engine only, as for the packed weights. The price:
+one more packed copy of the adapted weights, kept for the adapter folded last only (a batch for
+another adapter folds again: a server switching personas pays that per switch), and the sum, taken
+in float32, rounded to bf16 once where the unfolded path rounds the two products apart (how close
+greedy answers stay to the fp32 reference: docs/BENCHMARKS.md). Adapters it cannot fold (DoRA, a
+LoRA bias, ``fan_in_fan_out`` layers, modules saved whole, unpacked weights) decode as PEFT does.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from peft.tuners.lora.layer import Linear as LoraLinear
 from peft.tuners.lora.layer import LoraLayer
 from peft.utils.other import AuxiliaryTrainingWrapper
 
-from tonetune.generation.packed_linear import PackedLinear, _identity
+from tonetune.generation.packed_linear import PackedLinear
 
 
 def foldable_layers(model: Any, adapter: str) -> list[LoraLinear] | None:
@@ -50,8 +50,8 @@ def folded_lora(model: Any, adapter: str | None) -> Iterator[bool]:
         return
     try:
         for layer in layers:
-            sources = (_identity(layer.lora_A[adapter].weight), _identity(layer.lora_B[adapter].weight))
-            layer.base_layer.fold_in(adapter, (*sources, layer.scaling[adapter]), _delta(layer, adapter))
+            sources = (layer.lora_A[adapter].weight, layer.lora_B[adapter].weight)
+            layer.base_layer.fold_in((adapter, layer.scaling[adapter]), sources, _delta(layer, adapter))
         with model.disable_adapter():
             yield True
     finally:

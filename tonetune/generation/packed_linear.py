@@ -14,7 +14,9 @@ float32 reference path stays transformers' own. The copy costs the weights' size
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -43,8 +45,8 @@ class PackedLinear(nn.Linear):
 
     packed: torch.Tensor
     packed_from: tuple[int, int]
-    fold: tuple[str, tuple, torch.Tensor] | None
-    """The adapter folded last, what it was built from, and its packed weight (one at a time)."""
+    fold: _Fold | None
+    """The adapter folded last and its packed weight (one at a time)."""
     folded_with: str | None = None
 
     def pack(self) -> None:
@@ -53,19 +55,22 @@ class PackedLinear(nn.Linear):
         self.packed_from = _identity(self.weight)
         self.fold = None
 
-    def fold_in(self, adapter: str, sources: tuple, delta: Callable[[], torch.Tensor]) -> None:
-        """Use the packed ``weight + delta()`` for ``adapter``, rebuilt when it or ``sources`` change.
+    def fold_in(self, key: tuple, sources: Sequence[torch.Tensor], delta: Callable[[], torch.Tensor]) -> None:
+        """Use the packed ``weight + delta()`` for ``key`` (an adapter's name, then its settings).
 
-        Kept for the last adapter only: one more copy of the weight, however many adapters.
+        Rebuilt when the key changes, or one of ``sources`` (the tensors ``delta`` reads) is another
+        tensor or was changed through itself. Kept for the last key only: one more copy of the
+        weight, however many adapters.
         """
         if _identity(self.weight) != self.packed_from:
             self.pack()
-        if self.fold is None or self.fold[:2] != (adapter, sources):
+        if self.fold is None or not self.fold.built_from(key, sources):
             self.fold = None  # the old copy goes before the new one is built
             with torch.no_grad():
                 merged = (self.weight.float() + delta().float()).to(self.weight.dtype)
-            self.fold = (adapter, sources, torch.ops.mkldnn._reorder_linear_weight(merged, 1))
-        self.folded_with = adapter
+            packed = torch.ops.mkldnn._reorder_linear_weight(merged, 1)
+            self.fold = _Fold(key, [(weakref.ref(t), t._version) for t in sources], packed)
+        self.folded_with = key[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The packed product where it applies (bf16 on a CPU, no gradient), else ``F.linear``."""
@@ -80,12 +85,31 @@ class PackedLinear(nn.Linear):
                 raise RuntimeError("a folded adapter decodes only on its packed weights")
             return F.linear(x, weight, self.bias)
         if self.folded_with is not None:
-            packed = self.fold[2]
+            if self.fold is None or self.fold.key[0] != self.folded_with:
+                raise RuntimeError(f"no folded weight for adapter {self.folded_with!r}")
+            packed = self.fold.packed
         else:
             if _identity(weight) != self.packed_from:
                 self.pack()
             packed = self.packed
         return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
+
+
+@dataclass
+class _Fold:
+    """A packed ``weight + delta``, the key it is for, and the tensors (and versions) it was built from."""
+
+    key: tuple
+    sources: list[tuple[weakref.ref, int]]
+    packed: torch.Tensor
+
+    def built_from(self, key: tuple, sources: Sequence[torch.Tensor]) -> bool:
+        """Whether this copy is ``key``'s from these very tensors, unchanged since (not just same-sized)."""
+        return (
+            self.key == key
+            and len(self.sources) == len(sources)
+            and all(ref() is t and v == t._version for (ref, v), t in zip(self.sources, sources, strict=True))
+        )
 
 
 def _identity(weight: torch.Tensor) -> tuple[int, int]:
