@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from typing import Any
 
 import pytest
 import torch
@@ -61,51 +62,55 @@ def test_float32_weights_are_not_packed(tiny) -> None:  # noqa: F811
     assert not any(isinstance(m, PackedLinear) for m in engine.model.modules())
 
 
+def twins(tiny) -> tuple[Any, Engine, torch.Tensor]:  # noqa: F811
+    """The same random LoRA twice: plain bf16 PEFT (the expected logits) and in a bf16 engine; a prompt."""
+    spec, tokenizer = tiny
+    torch.manual_seed(0)
+    plain = get_peft_model(lively(spec), lora()).to(torch.bfloat16).eval()
+    torch.manual_seed(0)
+    engine = Engine(get_peft_model(lively(spec), lora()), tokenizer, dtype=DType.bfloat16)
+    ids = torch.tensor([engine.encode([{"role": "user", "content": "What about Mars?"}])])
+    return plain, engine, ids
+
+
+def lora() -> LoraConfig:
+    return LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+
+
+def assert_adapter_logits(got: torch.Tensor, plain: Any, ids: torch.Tensor) -> None:
+    """``got`` is ``plain``'s adapter to bf16 rounding (4 layers, logits up to ~4), far from its base."""
+    with torch.inference_mode():
+        expected = plain(input_ids=ids).logits
+        with plain.disable_adapter():
+            without_adapter = plain(input_ids=ids).logits
+    drift, adapter_effect = (got - expected).abs().max(), (expected - without_adapter).abs().max()
+    assert drift < 0.1 and adapter_effect > 10 * drift
+
+
 def test_a_bf16_engine_packs_the_base_and_keeps_the_adapter(tiny) -> None:  # noqa: F811
     """The base layers are packed, LoRA's own are not, and the adapter still shapes the logits."""
-    spec, tokenizer = tiny
-    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    torch.manual_seed(0)
-    plain = get_peft_model(lively(spec), config).to(torch.bfloat16).eval()
-    torch.manual_seed(0)
-    model = get_peft_model(lively(spec), config)
-    engine = Engine(model, tokenizer, dtype=DType.bfloat16)
+    plain, engine, ids = twins(tiny)
     names = {n for n, m in engine.model.named_modules() if isinstance(m, PackedLinear)}
     assert names and not any("lora_" in n for n in names)
     assert any(n.endswith("q_proj.base_layer") for n in names) and any(n.endswith("down_proj") for n in names)
-    ids = torch.tensor([engine.encode([{"role": "user", "content": "What about Mars?"}])])
     with torch.inference_mode():
-        expected = plain(input_ids=ids).logits
         packed = engine.model(input_ids=ids).logits
-        with plain.disable_adapter():
-            without_adapter = plain(input_ids=ids).logits
-    drift, adapter_effect = (packed - expected).abs().max(), (expected - without_adapter).abs().max()
-    assert drift < 0.1 and adapter_effect > 10 * drift  # bf16 rounding through 4 layers, logits up to ~4
+    assert_adapter_logits(packed, plain, ids)
 
 
 def test_a_folded_adapter_answers_as_the_adapter_without_its_products(tiny) -> None:  # noqa: F811
     """One adapter's delta folded into the packed weights: its logits, no LoRA products, kept current."""
-    spec, tokenizer = tiny
-    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    torch.manual_seed(0)
-    plain = get_peft_model(lively(spec), config).to(torch.bfloat16).eval()
-    torch.manual_seed(0)
-    engine = Engine(get_peft_model(lively(spec), config), tokenizer, dtype=DType.bfloat16)
+    plain, engine, ids = twins(tiny)
     model, products = engine.model, []
     for name, module in model.named_modules():
         if name.endswith("lora_A.default"):
             module.register_forward_hook(lambda *_: products.append(1))
-    ids = torch.tensor([engine.encode([{"role": "user", "content": "What about Mars?"}])])
 
     def compare() -> None:
-        with torch.inference_mode():
-            expected = plain(input_ids=ids).logits
-            with plain.disable_adapter():
-                without_adapter = plain(input_ids=ids).logits
-            with folded_lora(model, "default") as folded:
-                got = model(input_ids=ids).logits
-        drift, adapter_effect = (got - expected).abs().max(), (expected - without_adapter).abs().max()
-        assert folded and not products and drift < 0.1 and adapter_effect > 10 * drift
+        with torch.inference_mode(), folded_lora(model, "default") as folded:
+            got = model(input_ids=ids).logits
+        assert folded and not products
+        assert_adapter_logits(got, plain, ids)
 
     compare()
     with torch.no_grad():  # an adapter edited in place (more training) is folded again
@@ -133,29 +138,18 @@ def test_adapters_that_cannot_be_folded_decode_as_peft_does(tiny) -> None:  # no
 
 def test_a_new_engine_packs_again_after_an_edit_through_data(tiny) -> None:  # noqa: F811
     """PEFT's merge edits ``weight.data`` (no version bump): the next engine must not reuse the old copy."""
-    spec, tokenizer = tiny
-    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    torch.manual_seed(0)
-    plain = get_peft_model(lively(spec), config).to(torch.bfloat16).eval()
-    torch.manual_seed(0)
-    engine = Engine(get_peft_model(lively(spec), config), tokenizer, dtype=DType.bfloat16)
-    ids = torch.tensor([engine.encode([{"role": "user", "content": "What about Mars?"}])])
+    plain, engine, ids = twins(tiny)
     with torch.inference_mode():
         engine.model(input_ids=ids)  # the packed copies in use
-    merged = Engine(engine.model.merge_and_unload(), tokenizer, dtype=DType.bfloat16)
+    merged = Engine(engine.model.merge_and_unload(), engine.tokenizer, dtype=DType.bfloat16)
     with torch.inference_mode():
-        expected = plain(input_ids=ids).logits
-        with plain.disable_adapter():
-            without_adapter = plain(input_ids=ids).logits
         got = merged.model(input_ids=ids).logits
-    drift, adapter_effect = (got - expected).abs().max(), (expected - without_adapter).abs().max()
-    assert drift < 0.1 and adapter_effect > 10 * drift
+    assert_adapter_logits(got, plain, ids)
 
 
 def test_a_stream_left_midway_unfolds_the_adapter(tiny) -> None:  # noqa: F811
     spec, tokenizer = tiny
-    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    engine = Engine(get_peft_model(lively(spec), config), tokenizer, dtype=DType.bfloat16)
+    engine = Engine(get_peft_model(lively(spec), lora()), tokenizer, dtype=DType.bfloat16)
     prompt = engine.encode([{"role": "user", "content": "What about Mars?"}])
     stream = engine.stream([GenerationRequest(prompt, Sampling(max_new_tokens=8), "default")])
     next(stream)
