@@ -1,4 +1,7 @@
-"""The LM-head-on-labelled-positions loss equals each architecture's own loss (softcapping included)."""
+"""The LM-head-on-labelled-positions loss equals each architecture's own loss.
+
+Softcapping included; and a preference pair scored with its prompt once equals its two rows.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from tonetune.models.loss import CHECKED, IGNORE_INDEX, masked_lm_loss, sequence_logprobs
+from tonetune.models.shared_prompt import can_share, pair_logprobs, share_prompts
 
 SMALL = {
     "hidden_size": 64,
@@ -72,3 +76,77 @@ def test_softcapping_matters_so_the_check_can_fail() -> None:
         )
         assert not torch.allclose(raw, model(**data).loss, atol=1e-3)  # without the cap: wrong
         assert torch.allclose(masked_lm_loss(model, data)[0], model(**data).loss, atol=1e-5)
+
+
+def pair_batch(pairs: int = 4) -> dict[str, torch.Tensor]:
+    """A stacked (chosen; rejected) batch as the preference collate builds it: prompts of several
+    lengths shared by both answers, answers of other lengths, right padding."""
+    generator = torch.Generator().manual_seed(2)
+    rows: list[tuple[list[int], list[int]]] = []
+    prompts = [torch.randint(3, 512, (3 + i % 3,), generator=generator).tolist() for i in range(pairs)]
+    for side_length in (3, 7):  # chosen answers short, rejected long
+        for i, prompt in enumerate(prompts):
+            answer = torch.randint(3, 512, (side_length + i,), generator=generator).tolist()
+            rows.append((prompt + answer, [IGNORE_INDEX] * len(prompt) + answer))
+    width = max(len(ids) for ids, _ in rows)
+    pad = width - torch.tensor([len(ids) for ids, _ in rows])
+    return {
+        "input_ids": torch.tensor([ids + [0] * p for (ids, _), p in zip(rows, pad.tolist(), strict=True)]),
+        "attention_mask": torch.tensor(
+            [[1] * len(ids) + [0] * p for (ids, _), p in zip(rows, pad.tolist(), strict=True)]
+        ),
+        "labels": torch.tensor(
+            [lab + [IGNORE_INDEX] * p for (_, lab), p in zip(rows, pad.tolist(), strict=True)]
+        ),
+    }
+
+
+@pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
+def test_a_pair_scored_with_its_prompt_once_equals_its_two_rows(model_type: str) -> None:
+    config = AutoConfig.for_model(model_type, **{**SMALL, **ARCHITECTURES[model_type]})
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    data = pair_batch()
+    shared = share_prompts(data)
+    assert (
+        shared["input_ids"].shape[0] == 4
+        and shared["attention_mask"].shape[1:] == (1,) + shared["input_ids"].shape[1:] * 2
+    )
+    assert can_share(model.config, data) == (
+        model_type in CHECKED and model.config._attn_implementation == "sdpa"
+    )
+    with torch.no_grad():
+        rows, row_counts = sequence_logprobs(model, data)
+        pairs, pair_counts = pair_logprobs(model, data)
+    assert torch.equal(row_counts, pair_counts)
+    assert torch.allclose(rows, pairs, atol=1e-4), (model_type, rows, pairs)
+
+
+def test_shared_prompt_gradients_equal_the_stacked_rows() -> None:
+    config = AutoConfig.for_model("llama", **SMALL)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    data = pair_batch()
+    grads = []
+    for score in (sequence_logprobs, pair_logprobs):
+        model.zero_grad()
+        logps, _ = score(model, data)
+        (logps[:4] - logps[4:]).sigmoid().log().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+def test_pairs_without_a_common_prompt_are_scored_row_by_row() -> None:
+    data = pair_batch()
+    data["input_ids"][4, 0] += 1  # the first rejected row no longer starts with its chosen row's prompt
+    assert share_prompts(data) is None
+    config = AutoConfig.for_model("llama", **SMALL)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        assert torch.allclose(pair_logprobs(model, data)[0], sequence_logprobs(model, data)[0])
+
+
+def test_a_sliding_window_shorter_than_the_batch_is_kept() -> None:
+    config = AutoConfig.for_model("mistral", **{**SMALL, "sliding_window": 4})
+    assert not can_share(config, pair_batch())

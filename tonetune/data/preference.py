@@ -3,7 +3,8 @@
 Rows may be TRL's conversational format (``prompt`` a list of messages, ``chosen`` and ``rejected``
 one assistant message each) or its standard format (three strings). A folder written by
 tonetune-synthesize holds them as ``preferences_<split>.jsonl``. A batch stacks the chosen answers
-then the rejected ones, padded to one width, so one forward pass scores both.
+then the rejected ones, padded to one width; the loss lays each pair out as one row that holds its
+prompt once (``tonetune.models.shared_prompt``).
 """
 
 from __future__ import annotations

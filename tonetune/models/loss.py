@@ -54,7 +54,10 @@ def labelled_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[t
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return logits[:, :-1][keep], targets[keep]
     hidden = lm.get_decoder()(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=batch.get("position_ids"),
+        use_cache=False,
     ).last_hidden_state
     logits = lm.get_output_embeddings()(hidden[:, :-1][keep])
     return head_postprocess(lm.config)(logits), targets[keep]
@@ -66,12 +69,21 @@ def masked_lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[to
     return F.cross_entropy(logits.float(), targets), int(targets.numel())
 
 
+def token_logprobs(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probability of each labelled token, and where they are (a mask over ``labels[:, 1:]``)."""
+    logits, targets = labelled_logits(model, batch)
+    return -F.cross_entropy(logits.float(), targets, reduction="none"), batch["labels"][:, 1:] != IGNORE_INDEX
+
+
+def summed_by_row(
+    logprobs: torch.Tensor, rows: torch.Tensor, n_rows: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: the sum of the token log-probabilities ``rows`` assigns to it, and how many there were."""
+    sums = logprobs.new_zeros(n_rows).index_add(0, rows, logprobs)
+    return sums, torch.bincount(rows, minlength=n_rows)
+
+
 def sequence_logprobs(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row: the summed log-probability of its labelled tokens, and how many there were."""
-    logits, targets = labelled_logits(model, batch)
-    token_logprobs = -F.cross_entropy(logits.float(), targets, reduction="none")
-    rows = (batch["labels"][:, 1:] != IGNORE_INDEX).nonzero()[:, 0]
-    n_rows = batch["labels"].shape[0]
-    sums = token_logprobs.new_zeros(n_rows).index_add(0, rows, token_logprobs)
-    counts = torch.bincount(rows, minlength=n_rows)
-    return sums, counts
+    logprobs, labelled = token_logprobs(model, batch)
+    return summed_by_row(logprobs, labelled.nonzero()[:, 0], batch["labels"].shape[0])

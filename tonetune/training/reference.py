@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tonetune.data.preference import PreferenceDataModule
-from tonetune.models.loss import sequence_logprobs
+from tonetune.models.shared_prompt import pair_logprobs
 
 log = logging.getLogger(__name__)
 REFERENCE_FILE = "reference_logps.pt"
@@ -27,7 +27,7 @@ def split_logprobs(model: torch.nn.Module, data: PreferenceDataModule, split: st
     rows = []
     for batch in tqdm(loader, desc=f"Reference log-probabilities ({split})", unit="batch"):
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        logps, _ = sequence_logprobs(model, batch)
+        logps, _ = pair_logprobs(model, batch)
         half = logps.shape[0] // 2
         rows.append(torch.stack([logps[:half], logps[half:]], dim=1).float().cpu())
     return torch.cat(rows)

@@ -1,7 +1,8 @@
 """What preference objectives share: chosen and rejected scored in one pass, TRL-style logs.
 
-Preference batches hold chosen and rejected answers stacked in one batch (chosen rows first), so
-one forward pass scores both, with the LM head only on answer positions.
+Preference batches hold chosen and rejected answers stacked in one batch (chosen rows first); one
+forward pass scores both, each pair's prompt run once (``tonetune.models.shared_prompt``) and the
+LM head only on answer positions.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tonetune.models.loss import sequence_logprobs
+from tonetune.models.shared_prompt import pair_logprobs
 from tonetune.training.objectives.base import Batch, Objective, Reads, StepResult
 
 
@@ -20,7 +21,7 @@ class PreferenceObjective(Objective):
 
     def step(self, model: nn.Module, batch: Batch) -> StepResult:
         """Score chosen and rejected in one pass, then the preference loss."""
-        logps, counts = sequence_logprobs(model, batch)
+        logps, counts = pair_logprobs(model, batch)
         return self.loss(logps, counts, logps.shape[0] // 2, batch.get("reference_logps"))
 
     def loss(
