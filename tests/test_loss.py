@@ -28,6 +28,9 @@ ARCHITECTURES = {
     "phi3": {"pad_token_id": 0},
     "gemma2": {"final_logit_softcapping": 30.0, "head_dim": 16, "query_pre_attn_scalar": 16},
     "cohere": {"logit_scale": 0.125},
+    "qwen3": {"head_dim": 16},
+    "gemma3_text": {"head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": 64},
+    "granite": {"logits_scaling": 4.0},
     "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 4},  # not checked: the model's own forward is used
 }
 
@@ -45,9 +48,7 @@ def batch() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
 def test_masked_loss_equals_the_models_own_loss(model_type: str) -> None:
-    config = AutoConfig.for_model(model_type, **{**SMALL, **ARCHITECTURES[model_type]})
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config).eval()
+    model = tiny(model_type).eval()
     data = batch()
     with torch.no_grad():
         ours, n_tokens = masked_lm_loss(model, data)
@@ -78,43 +79,54 @@ def test_softcapping_matters_so_the_check_can_fail() -> None:
         assert torch.allclose(masked_lm_loss(model, data)[0], model(**data).loss, atol=1e-5)
 
 
-def pair_batch(pairs: int = 4) -> dict[str, torch.Tensor]:
+SHARED_LAYOUT = {"llama", "qwen2", "qwen3", "mistral", "phi3", "cohere", "gemma3_text", "granite"}
+"""The architectures that score a pair in one row (gemma2 runs eager attention, gpt2 is unchecked)."""
+
+
+def pair_batch(
+    prompt_lengths=(3, 4, 5, 6), answer_lengths=(3, 7), left_padding=False
+) -> dict[str, torch.Tensor]:
     """A stacked (chosen; rejected) batch as the preference collate builds it: prompts of several
-    lengths shared by both answers, answers of other lengths, right padding."""
+    lengths shared by both answers, answers of other lengths (chosen, rejected), padded."""
     generator = torch.Generator().manual_seed(2)
+    prompts = [torch.randint(3, 512, (n,), generator=generator).tolist() for n in prompt_lengths]
     rows: list[tuple[list[int], list[int]]] = []
-    prompts = [torch.randint(3, 512, (3 + i % 3,), generator=generator).tolist() for i in range(pairs)]
-    for side_length in (3, 7):  # chosen answers short, rejected long
+    for side_length in answer_lengths:
         for i, prompt in enumerate(prompts):
             answer = torch.randint(3, 512, (side_length + i,), generator=generator).tolist()
             rows.append((prompt + answer, [IGNORE_INDEX] * len(prompt) + answer))
     width = max(len(ids) for ids, _ in rows)
-    pad = width - torch.tensor([len(ids) for ids, _ in rows])
+
+    def padded(values: list[int], fill: int) -> list[int]:
+        padding = [fill] * (width - len(values))
+        return padding + values if left_padding else values + padding
+
     return {
-        "input_ids": torch.tensor([ids + [0] * p for (ids, _), p in zip(rows, pad.tolist(), strict=True)]),
-        "attention_mask": torch.tensor(
-            [[1] * len(ids) + [0] * p for (ids, _), p in zip(rows, pad.tolist(), strict=True)]
-        ),
-        "labels": torch.tensor(
-            [lab + [IGNORE_INDEX] * p for (_, lab), p in zip(rows, pad.tolist(), strict=True)]
-        ),
+        "input_ids": torch.tensor([padded(ids, 0) for ids, _ in rows]),
+        "attention_mask": torch.tensor([padded([1] * len(ids), 0) for ids, _ in rows]),
+        "labels": torch.tensor([padded(labels, IGNORE_INDEX) for _, labels in rows]),
     }
+
+
+def tiny(model_type: str, **changes) -> torch.nn.Module:
+    config = AutoConfig.for_model(model_type, **{**SMALL, **ARCHITECTURES[model_type], **changes})
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config)
 
 
 @pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
 def test_a_pair_scored_with_its_prompt_once_equals_its_two_rows(model_type: str) -> None:
-    config = AutoConfig.for_model(model_type, **{**SMALL, **ARCHITECTURES[model_type]})
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config).eval()
+    model = tiny(model_type).eval()
     data = pair_batch()
     shared = share_prompts(data)
-    assert (
-        shared["input_ids"].shape[0] == 4
-        and shared["attention_mask"].shape[1:] == (1,) + shared["input_ids"].shape[1:] * 2
+    assert shared["input_ids"].shape[0] == 4
+    assert shared["attention_mask"].shape == (
+        4,
+        1,
+        shared["input_ids"].shape[1],
+        shared["input_ids"].shape[1],
     )
-    assert can_share(model.config, data) == (
-        model_type in CHECKED and model.config._attn_implementation == "sdpa"
-    )
+    assert can_share(model.config, data["input_ids"].shape[1]) == (model_type in SHARED_LAYOUT)
     with torch.no_grad():
         rows, row_counts = sequence_logprobs(model, data)
         pairs, pair_counts = pair_logprobs(model, data)
@@ -122,11 +134,27 @@ def test_a_pair_scored_with_its_prompt_once_equals_its_two_rows(model_type: str)
     assert torch.allclose(rows, pairs, atol=1e-4), (model_type, rows, pairs)
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"left_padding": True},
+        {"prompt_lengths": (1, 1, 2, 1)},  # a one-token prompt: nothing before the answers' opening token
+        {"answer_lengths": (9, 2)},  # chosen answers longer than the rejected
+    ],
+    ids=["left-padded", "one-token-prompt", "chosen-longer"],
+)
+def test_the_shared_layout_holds_for_other_batches(layout: dict) -> None:
+    model = tiny("llama").eval()
+    data = pair_batch(**layout)
+    assert share_prompts(data) is not None and can_share(model.config, data["input_ids"].shape[1])
+    with torch.no_grad():
+        assert torch.allclose(sequence_logprobs(model, data)[0], pair_logprobs(model, data)[0], atol=1e-4)
+
+
 def test_shared_prompt_gradients_equal_the_stacked_rows() -> None:
-    config = AutoConfig.for_model("llama", **SMALL)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
+    model = tiny("llama")
     data = pair_batch()
+    assert can_share(model.config, data["input_ids"].shape[1])
     grads = []
     for score in (sequence_logprobs, pair_logprobs):
         model.zero_grad()
@@ -138,15 +166,21 @@ def test_shared_prompt_gradients_equal_the_stacked_rows() -> None:
 
 def test_pairs_without_a_common_prompt_are_scored_row_by_row() -> None:
     data = pair_batch()
-    data["input_ids"][4, 0] += 1  # the first rejected row no longer starts with its chosen row's prompt
+    first = int(data["input_ids"][0, 0])
+    data["input_ids"][4, 0] = (
+        3 if first != 3 else 4
+    )  # the first rejected row no longer starts like its chosen
     assert share_prompts(data) is None
-    config = AutoConfig.for_model("llama", **SMALL)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config).eval()
+    model = tiny("llama").eval()
     with torch.no_grad():
         assert torch.allclose(pair_logprobs(model, data)[0], sequence_logprobs(model, data)[0])
 
 
-def test_a_sliding_window_shorter_than_the_batch_is_kept() -> None:
-    config = AutoConfig.for_model("mistral", **{**SMALL, "sliding_window": 4})
-    assert not can_share(config, pair_batch())
+def test_a_sliding_window_shorter_than_the_batch_keeps_the_two_rows() -> None:
+    data = pair_batch()
+    width = data["input_ids"].shape[1]
+    assert can_share(tiny("mistral", sliding_window=width).config, width)
+    model = tiny("mistral", sliding_window=4).eval()
+    assert not can_share(model.config, width)
+    with torch.no_grad():
+        assert torch.allclose(pair_logprobs(model, data)[0], sequence_logprobs(model, data)[0])

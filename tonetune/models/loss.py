@@ -51,7 +51,11 @@ def labelled_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[t
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
     if lm.config.model_type not in CHECKED:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            position_ids=batch.get("position_ids"),
+        ).logits
         return logits[:, :-1][keep], targets[keep]
     hidden = lm.get_decoder()(
         input_ids=batch["input_ids"],

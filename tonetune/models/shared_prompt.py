@@ -10,6 +10,12 @@ answer see the prompt and itself, never the other answer. Every labelled token t
 context, position and so the logit it has in its own row, while the prompt (and the padding a
 short answer gets beside a long one) is no longer run twice. The last prompt token opens both
 answer parts because it predicts each answer's first token.
+
+The prompt shared is the leading tokens unlabelled in both rows: in a multi-turn prompt whose
+earlier assistant turns carry labels, the part after the first of them is run in both parts. A
+shared row is up to twice as wide as a stacked one, so attention (quadratic in the width) does
+more work per row, half of it masked; at the lengths tonetune trains on, the projections the rows
+no longer repeat outweigh it (docs/BENCHMARKS.md, DPO).
 """
 
 from __future__ import annotations
@@ -33,15 +39,16 @@ PROMPT, CHOSEN, REJECTED, PADDING = 0, 1, 2, -1
 
 def pair_logprobs(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """``sequence_logprobs`` of a stacked (chosen; rejected) batch, each prompt run once if it can be."""
-    shared = share_prompts(batch) if can_share(causal_lm(model).config, batch) else None
+    width = batch["input_ids"].shape[1]
+    shared = share_prompts(batch) if can_share(causal_lm(model).config, width) else None
     if shared is None:
         return sequence_logprobs(model, batch)
     logprobs, labelled = token_logprobs(model, shared)
     return summed_by_row(logprobs, shared["owner"][:, 1:][labelled], batch["input_ids"].shape[0])
 
 
-def can_share(config, batch: dict[str, torch.Tensor]) -> bool:
-    """Whether the model takes the shared layout as it is.
+def can_share(config, width: int) -> bool:
+    """Whether the model takes the shared layout of a batch ``width`` tokens wide as it is.
 
     That needs a checked architecture, an attention that takes a 4D mask, and no sliding window
     shorter than the batch (the 4D mask replaces the window's). Otherwise the pair's two rows are scored.
@@ -50,7 +57,7 @@ def can_share(config, batch: dict[str, torch.Tensor]) -> bool:
     return (
         config.model_type in CHECKED
         and config._attn_implementation in MASKABLE_ATTENTION
-        and (not window or batch["input_ids"].shape[1] <= window)
+        and (not window or width <= window)
     )
 
 
@@ -71,7 +78,7 @@ def share_prompts(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | N
     may attend) and ``owner``: for each position, the stacked row its label belongs to (-1: none).
     """
     pairs = batch["input_ids"].shape[0] // 2
-    rows = [_valid(batch, i) for i in range(2 * pairs)]
+    rows = _unpadded(*(batch[key].cpu() for key in ("input_ids", "attention_mask", "labels")))
     layouts = []
     for i in range(pairs):
         (chosen_ids, chosen_labels), (rejected_ids, rejected_labels) = rows[i], rows[i + pairs]
@@ -81,8 +88,8 @@ def share_prompts(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | N
         start = shared - 1
         layouts.append(
             {
-                "input_ids": chosen_ids[:start] + chosen_ids[start:] + rejected_ids[start:],
-                "labels": chosen_labels[:start] + chosen_labels[start:] + rejected_labels[start:],
+                "input_ids": chosen_ids + rejected_ids[start:],
+                "labels": chosen_labels + rejected_labels[start:],
                 "position_ids": list(range(len(chosen_ids))) + list(range(start, len(rejected_ids))),
                 "segment": [PROMPT] * start
                 + [CHOSEN] * (len(chosen_ids) - start)
@@ -95,10 +102,12 @@ def share_prompts(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | N
     return _stack(layouts, batch["input_ids"].device)
 
 
-def _valid(batch: dict[str, torch.Tensor], row: int) -> tuple[list[int], list[int]]:
-    """The row's token ids and labels where its attention mask is set (left or right padding)."""
-    keep = batch["attention_mask"][row].bool()
-    return batch["input_ids"][row][keep].tolist(), batch["labels"][row][keep].tolist()
+def _unpadded(
+    ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+) -> list[tuple[list[int], list[int]]]:
+    """Each row's token ids and labels where its attention mask is set (left or right padding)."""
+    keep = mask.bool()
+    return [(ids[i][keep[i]].tolist(), labels[i][keep[i]].tolist()) for i in range(ids.shape[0])]
 
 
 def _stack(layouts: list[dict[str, list[int]]], device: torch.device) -> dict[str, torch.Tensor]:

@@ -1,8 +1,8 @@
 """What preference objectives share: chosen and rejected scored in one pass, TRL-style logs.
 
 Preference batches hold chosen and rejected answers stacked in one batch (chosen rows first); one
-forward pass scores both, each pair's prompt run once (``tonetune.models.shared_prompt``) and the
-LM head only on answer positions.
+forward pass scores both, each pair's prompt run once where the model allows it
+(``tonetune.models.shared_prompt``), and the LM head only on answer positions.
 """
 
 from __future__ import annotations
