@@ -7,14 +7,14 @@ same prompt tokens. ``share_prompts`` lays each pair out as one row::
 
 with the rejected part's positions restarting where the prompt ends and a mask that lets each
 answer see the prompt and itself, never the other answer. Every labelled token then has the
-context, position and so the logit it has in its own row, while the prompt (and the padding a
-short answer gets beside a long one) is no longer run twice. The last prompt token opens both
-answer parts because it predicts each answer's first token.
+context, position and so the logit it has in its own row, while the prompt runs once instead of
+twice and the padding a short answer got beside a long one is gone. The last prompt token opens
+both answer parts because it predicts each answer's first token.
 
 The prompt shared is the leading tokens unlabelled in both rows: in a multi-turn prompt whose
 earlier assistant turns carry labels, the part after the first of them is run in both parts. A
 shared row is up to twice as wide as a stacked one, so attention (quadratic in the width) does
-more work per row, half of it masked; at the lengths tonetune trains on, the projections the rows
+more work per row, half of it masked; on CPU at the lengths measured, the projections the rows
 no longer repeat outweigh it (docs/BENCHMARKS.md, DPO).
 """
 
