@@ -20,7 +20,7 @@ import torch
 
 from bench.common import paired_ratio
 from bench.dpo_vs_trl import PAIRS_FOLDER
-from bench.train_vs_trl import SHARED
+from bench.train_vs_trl import SHARED, trl_lora_config
 
 
 def scored_batch(data: Path, pairs: int) -> dict[str, torch.Tensor]:
@@ -38,14 +38,13 @@ def scored_batch(data: Path, pairs: int) -> dict[str, torch.Tensor]:
 
 
 def lora_model() -> torch.nn.Module:
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     from tonetune.models.embedded import embedded_model_dir
 
     model = AutoModelForCausalLM.from_pretrained(embedded_model_dir(), dtype=torch.float32)
-    config = LoraConfig(r=SHARED["r"], lora_alpha=SHARED["alpha"], target_modules=SHARED["targets"])
-    return get_peft_model(model, config)
+    return get_peft_model(model, trl_lora_config())
 
 
 def step_seconds(score, model: torch.nn.Module, batch: dict[str, torch.Tensor], steps: int = 2) -> float:
@@ -67,7 +66,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    batch = {k: v for k, v in scored_batch(args.data, args.pairs).items() if k != "reference_logps"}
+    batch = scored_batch(args.data, args.pairs)
     model = lora_model()
     shared = share_prompts(batch)
     print(

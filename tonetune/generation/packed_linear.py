@@ -85,7 +85,7 @@ class PackedLinear(nn.Linear):
                 raise RuntimeError("a folded adapter decodes only on its packed weights")
             return F.linear(x, weight, self.bias)
         if self.folded_with is not None:
-            if self.fold is None or self.fold.key[0] != self.folded_with:
+            if self.fold is None:  # a new engine packed again while this adapter was folded
                 raise RuntimeError(f"no folded weight for adapter {self.folded_with!r}")
             packed = self.fold.packed
         else:
@@ -140,15 +140,19 @@ def pack_linear_weights(model: Any) -> int:
     skip = _adapter_modules(model)
     packed = 0
     for module in model.modules():
-        if type(module) is PackedLinear:  # packed by an earlier engine: its weight may have moved
+        if _packable(module, skip):
+            module.__class__ = PackedLinear
+        if type(module) is PackedLinear:  # or packed by an earlier engine: its weight may have moved
             module.pack()
             packed += 1
-            continue
-        if type(module) is not nn.Linear or id(module) in skip:
-            continue
-        if module.weight.device.type != "cpu" or not can_pack(module.weight.dtype):
-            continue
-        module.__class__ = PackedLinear
-        module.pack()
-        packed += 1
     return packed
+
+
+def _packable(module: nn.Module, skip: set[int]) -> bool:
+    """A plain bf16 ``nn.Linear`` on the CPU that is not an adapter's own."""
+    return (
+        type(module) is nn.Linear
+        and id(module) not in skip
+        and module.weight.device.type == "cpu"
+        and can_pack(module.weight.dtype)
+    )

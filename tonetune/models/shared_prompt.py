@@ -94,9 +94,6 @@ def share_prompts(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | N
                 "segment": [PROMPT] * start
                 + [CHOSEN] * (len(chosen_ids) - start)
                 + [REJECTED] * (len(rejected_ids) - start),
-                "owner": [-1] * start
-                + [i] * (len(chosen_ids) - start)
-                + [i + pairs] * (len(rejected_ids) - start),
             }
         )
     return _stack(layouts, batch["input_ids"].device)
@@ -111,9 +108,9 @@ def _unpadded(
 
 
 def _stack(layouts: list[dict[str, list[int]]], device: torch.device) -> dict[str, torch.Tensor]:
-    """Right-pad the rows to one width and build the mask from their segments."""
+    """Right-pad the rows to one width; the owners and the mask follow from their segments."""
     width = max(len(layout["input_ids"]) for layout in layouts)
-    fill = {"input_ids": 0, "labels": IGNORE_INDEX, "position_ids": 0, "segment": PADDING, "owner": -1}
+    fill = {"input_ids": 0, "labels": IGNORE_INDEX, "position_ids": 0, "segment": PADDING}
     out = {
         key: torch.tensor(
             [layout[key] + [value] * (width - len(layout[key])) for layout in layouts], device=device
@@ -121,6 +118,10 @@ def _stack(layouts: list[dict[str, list[int]]], device: torch.device) -> dict[st
         for key, value in fill.items()
     }
     segment = out.pop("segment")
+    pair = torch.arange(len(layouts), device=device)[:, None]
+    out["owner"] = torch.where(
+        segment == CHOSEN, pair, torch.where(segment == REJECTED, pair + len(layouts), -1)
+    )
     query, key = segment[:, :, None], segment[:, None, :]
     causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
     visible = causal & ((key == PROMPT) | (key == query)) & (key != PADDING)
